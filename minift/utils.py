@@ -1,0 +1,124 @@
+"""Small helpers every other file uses: seeding, atomic writes, JSON / JSONL, the cache directory.
+
+Atomic write: write to a temporary file in the same directory, flush it to disk, then `os.replace` it over the
+target. `os.replace` is atomic on POSIX and Windows, so a reader (or a crash) sees either the old file or the new
+one, never half of each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import CheckpointError, MissingFileError, OutputExistsError
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and every CUDA device) in one place."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def minift_home() -> Path:
+    """Where base models are cached: $MINIFT_HOME, or ~/.cache/minift."""
+    return Path(os.environ.get("MINIFT_HOME") or Path.home() / ".cache" / "minift")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path next to `path`; on success move it over `path` in one step, on error delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def torch_save_atomic(obj, path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def torch_load(path, map_location="cpu"):
+    """torch.load with minift's errors: a missing file or an unreadable/corrupt one is reported as such."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"no such file: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, wrong format, pickle of unexpected types
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); "
+                              "it may be corrupt or from another program") from None
+
+
+def save_json(path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def load_json(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"no such file: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+
+
+def append_jsonl(path, record: dict) -> None:
+    """Append one JSON record as a line (metrics logs). Appends are not atomic, but each line is written whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_jsonl(path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"no such file: {path}")
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise CheckpointError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
+    return out
+
+
+def prepare_out_dir(path, force: bool = False, resume: bool = False, marker: str = "config.json") -> Path:
+    """Create an output directory, refusing to overwrite one that already holds results (its `marker` file)
+    unless `force` (start over) or `resume` (continue in place) is given."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path} exists and is not a directory")
+    if path.is_dir() and (path / marker).exists() and not (force or resume):
+        raise OutputExistsError(f"{path} already holds results; pass --force to overwrite or --resume to continue")
+    if force and path.is_dir() and (path / marker).exists():
+        shutil.rmtree(path)  # only a directory minift wrote (it has the marker) is cleared
+    path.mkdir(parents=True, exist_ok=True)
+    return path
