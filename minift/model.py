@@ -144,7 +144,7 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(layer, k, v)
         t_k = k.size(2)
-        if self.prefix is not None:
+        if self.prefix is not None and not getattr(self.prefix, "disabled", False):
             k_p, v_p = self.prefix()
             n_p = k_p.size(1)
             k = torch.cat([k_p.to(k.dtype).unsqueeze(0).expand(b, -1, -1, -1), k], dim=2)
@@ -347,7 +347,9 @@ class GPT(nn.Module):
         logits = self.lm_head(h)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
+            # bf16 logits are upcast for the loss; float64 stays float64 (exact tests)
+            logits_f = logits.to(torch.promote_types(logits.dtype, torch.float32))
+            loss = F.cross_entropy(logits_f.view(-1, logits.size(-1)), targets.reshape(-1),
                                    ignore_index=IGNORE_INDEX)
         return logits, loss
 

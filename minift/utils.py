@@ -110,15 +110,17 @@ def read_jsonl(path) -> list[dict]:
     return out
 
 
-def prepare_out_dir(path, force: bool = False, resume: bool = False, marker: str = "config.json") -> Path:
-    """Create an output directory, refusing to overwrite one that already holds results (its `marker` file)
-    unless `force` (start over) or `resume` (continue in place) is given."""
+def prepare_out_dir(path, force: bool = False, resume: bool = False,
+                    markers: tuple[str, ...] = ("config.json", "metrics.jsonl", "last.pt")) -> Path:
+    """Create an output directory, refusing to overwrite one that already holds results (any of the `markers`
+    files) unless `force` (clear it and start over) or `resume` (continue in place) is given."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise OutputExistsError(f"{path} exists and is not a directory")
-    if path.is_dir() and (path / marker).exists() and not (force or resume):
+        raise OutputExistsError(f"{path} exists and is not a directory; choose another output path")
+    has_results = path.is_dir() and any((path / m).exists() for m in markers)
+    if has_results and not (force or resume):
         raise OutputExistsError(f"{path} already holds results; pass --force to overwrite or --resume to continue")
-    if force and path.is_dir() and (path / marker).exists():
-        shutil.rmtree(path)  # only a directory minift wrote (it has the marker) is cleared
+    if force and not resume and has_results:
+        shutil.rmtree(path)  # only a directory minift wrote (it has a marker file) is cleared
     path.mkdir(parents=True, exist_ok=True)
     return path
