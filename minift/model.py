@@ -51,15 +51,16 @@ class GPTConfig:
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_head != 0:
             raise ConfigError(
                 f"d_model={self.d_model} is not divisible by n_head={self.n_head}; "
                 f"choose n_head among the divisors of d_model (e.g. {_divisors_hint(self.d_model)})"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if (isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float))
+                or not 0.0 <= self.dropout < 1.0):
+            raise ConfigError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -301,7 +302,7 @@ class GPT(nn.Module):
         past = cache.n_tokens if cache is not None else 0
         if inputs_embeds is None:
             self._check_ids(idx, past)
-            x = self.tok_emb(idx)
+            x = self.tok_emb(idx.long())  # nn.Embedding takes int32/int64 only
         else:
             x = inputs_embeds
             if past + x.size(1) > self.config.block_size:
