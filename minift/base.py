@@ -53,7 +53,7 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         n_docs=20000, vocab_size=2048, batch_size=16, val_windows=64,
         model=dict(block_size=128, n_layer=4, n_head=4, d_model=192, dropout=0.0),
-        train=TrainConfig(max_steps=600, lr=2e-3, min_lr=2e-4, warmup_steps=40, eval_every=100, log_every=20,
+        train=TrainConfig(max_steps=800, lr=3e-3, min_lr=3e-4, warmup_steps=40, eval_every=100, log_every=20,
                           weight_decay=0.1, grad_clip=1.0, seed=0),
     ),
 }

@@ -41,8 +41,8 @@ from .errors import ConfigError
 
 DEFAULT_N_DOCS = 13000  # ≈ 3.2 MB of text, generated in about 0.5 s
 
-KIND_WEIGHTS = {"country": 16, "animal": 12, "qa": 10, "quiz": 5, "overview": 5, "record": 4,
-                "story": 20, "dialogue": 14, "post": 14}
+KIND_WEIGHTS = {"country": 22, "animal": 10, "qa": 14, "quiz": 7, "overview": 5, "record": 4,
+                "story": 14, "dialogue": 10, "post": 14}
 
 
 class Document(NamedTuple):
