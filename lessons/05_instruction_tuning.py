@@ -1,0 +1,352 @@
+# %% [markdown]
+# # Lesson 05 — Instruction tuning: templates, loss masking, format, and where the answers come from
+#
+# A base model continues text; it does not answer. **Supervised fine-tuning (SFT)**, or instruction tuning, shows
+# it a few hundred (instruction, response) pairs laid out in a fixed *prompt template* and trains it to produce the
+# response. This lesson builds that up and measures what it does and does not teach:
+#
+# 1. the prompt template, and one training example token by token: the labels, the −100 mask, the EOS target;
+# 2. a first run on the `qa` task, and a tokenisation trap that makes the model look far less knowledgeable
+#    than it is;
+# 3. loss masking on vs off: train on the answer only, or on the prompt too?
+# 4. format adherence: does the output parse as JSON — the base model against the fine-tuned one;
+# 5. where the answers come from: questions about facts the fine-tuning data taught, against facts it never
+#    mentioned (held out on purpose), next to what the base model knew before any fine-tuning.
+#
+# Quick mode (`MINIFT_QUICK=1`) uses the small `quick` base and a few steps (mechanics only; the numbers mean
+# nothing). Full mode fine-tunes the `tiny` base from lesson 02 four times, a few minutes on a CPU.
+
+# %%
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from minift.base import load_base
+from minift.eval import exact_match, normalize_answer
+from minift.finetune import FinetuneConfig, finetune, load_finetuned
+from minift.model import IGNORE_INDEX
+from minift.runs import evaluate_task, lm_val_loss, load_task_data, max_new_tokens_for, pretraining_batches
+from minift.sft import (ALPACA, PLAIN, collate_right, encode_dataset, encode_example, generate_batch, sft_collate,
+                        sft_loss_fn)
+from minift.train import TrainConfig, epoch_batches, evaluate, train
+from minift.utils import seed_everything
+
+QUICK = os.environ.get("MINIFT_QUICK") == "1"
+PRESET = "quick" if QUICK else "tiny"
+EPOCHS = 0.25 if QUICK else 3.0
+N_EVAL = 24 if QUICK else None  # quick mode scores only the first examples of each split
+LR_JSON = 5e-4  # finetune's default for full fine-tuning
+LR_QA = 1e-3  # qa answers are a few tokens each: 3 epochs are only 66 steps, so larger steps
+OUT = Path(tempfile.mkdtemp(prefix="minift_lesson05_"))  # runs go to a temporary directory, not the repository
+atexit.register(shutil.rmtree, OUT, ignore_errors=True)  # ... removed when the script or the kernel ends
+seed_everything(0)
+base, tok = load_base(PRESET, progress=False)
+print(f"mode: {'quick' if QUICK else 'full'}; base: {PRESET} (context {base.config.block_size} tokens); "
+      f"{EPOCHS} epochs per run")
+
+# %% [markdown]
+# ## 1. The prompt template and one encoded example
+#
+# Every example is laid out the same way, so that at inference time the model recognises "this is where the
+# answer goes". minift's default is the Alpaca layout: a preamble, `### Instruction:`, an optional
+# `### Input:`, and `### Response:`, after which the answer follows. The `plain` template is the same without the
+# preamble sentence. Our base has a context of only 128 tokens, and the preamble takes a good part of it, so this
+# lesson uses `plain`.
+
+# %%
+qa = load_task_data("qa")
+js = load_task_data("json")
+print(ALPACA.format_prompt(js.splits["train"][0]["instruction"], js.splits["train"][0]["input"]) + "⟨answer⟩")
+print("=" * 60)
+print(PLAIN.format_prompt(js.splits["train"][0]["instruction"], js.splits["train"][0]["input"]) + "⟨answer⟩")
+print("=" * 60)
+for name, t in (("alpaca", ALPACA), ("plain", PLAIN)):
+    n = [len(tok.encode(t.format_prompt(ex["instruction"], ex["input"]))) for ex in js.splits["train"]]
+    print(f"{name:>6}: json prompts are {min(n)}–{max(n)} tokens long (mean {sum(n) / len(n):.0f})")
+TEMPLATE = PLAIN
+
+# %% [markdown]
+# The prompt and the answer are tokenised separately and joined, with the end-of-text token `<|endoftext|>` (EOS)
+# appended to the answer: $s = \text{prompt} \,\|\, \text{answer} \,\|\, \text{EOS}$, $n$ tokens. As in
+# pretraining, the input is $s_{0..n-2}$ and the label at position $t$ is the next token $s_{t+1}$. Then the
+# labels of the prompt are replaced by −100, the value PyTorch's cross-entropy ignores, so the loss is the mean
+# over the answer tokens only:
+#
+# $$\mathcal{L} = -\frac{1}{N} \sum_{t\,:\,y_t \neq -100} \log p_\theta(y_t \mid s_{\le t}),
+#   \qquad N = \#\{t : y_t \neq -100\}$$
+#
+# With a prompt of $P$ tokens, exactly $P-1$ labels are masked (the first prompt token is nobody's label); the
+# first supervised label sits at position $P-1$, the last prompt token, which predicts the first answer token;
+# and the last label is EOS, so the model also learns to *stop*.
+
+# %%
+ex = qa.splits["train"][0]
+enc = encode_example(tok, ex, TEMPLATE)
+P = len(tok.encode(TEMPLATE.format_prompt(ex["instruction"], ex["input"])))
+print(f"instruction: {ex['instruction']!r} → answer {ex['output']!r}; prompt P = {P} tokens, "
+      f"{len(enc['input_ids'])} input positions")
+print(f"{'t':>3}  {'input token':<18} label")
+for t, (i, y) in enumerate(zip(enc["input_ids"], enc["labels"])):
+    shown = "−100 (masked)" if y == IGNORE_INDEX else f"{tok.decode([y], skip_special=False)!r}"
+    print(f"{t:>3}  {tok.decode([i], skip_special=False)!r:<18} {shown}")
+n_masked = sum(y == IGNORE_INDEX for y in enc["labels"])
+print(f"masked labels: {n_masked} (= P − 1 = {P - 1}); supervised: {len(enc['labels']) - n_masked}, the last one "
+      f"is EOS: {enc['labels'][-1] == tok.eos_id}")
+
+# %% [markdown]
+# A batch is a rectangle, so shorter rows are padded on the right with `<|pad|>`; their labels are −100 too, so
+# padding never adds to the loss. (For batched *generation* the rows are padded on the left instead, so that every
+# row's last column is a real token to continue from; the model takes positions from the attention mask, so a
+# padded row computes exactly what it would alone.)
+
+# %%
+rows = [encode_example(tok, e, TEMPLATE) for e in qa.splits["train"][:3]]
+ids, targets, mask = collate_right(rows, tok.pad_id)
+print("input ids (B, T):", tuple(ids.shape))
+print("targets, last 8 columns:\n", targets[:, -8:])
+print("attention mask, last 8 columns:\n", mask[:, -8:])
+
+# %% [markdown]
+# ## 2. A first run on `qa`, and a tokenisation trap
+#
+# `qa` asks about the world of the pretraining corpus: "What is the capital of France?" → "Paris.". A quarter of
+# the countries, animals and shop products are **held out**: none of their facts appear in the fine-tuning data
+# (the `heldout` split). The other facts are split into train / validation / test by *question*, so a test
+# question was never trained on, though the same fact was often asked in another phrasing.
+#
+# To compare several variants on equal terms we write out the steps `finetune` takes for an instruction task —
+# encode, batch, `train`, generate greedily, score exact match — in one small function. The validation loss is
+# always measured on answer tokens only, whatever the training loss supervises, so all runs' curves compare.
+# Each run is 3 epochs of the 341 training questions at a peak learning rate of $10^{-3}$ (twice `finetune`'s
+# default for full fine-tuning: an answer is only a few tokens, so 66 steps carry little signal each).
+
+# %%
+probe = pretraining_batches(tok, PRESET)  # held-out pretraining windows, for forgetting
+loss_before = lm_val_loss(base, probe)
+
+
+def sft_run(splits: dict, train_on_prompt: bool = False, epochs: float = EPOCHS) -> dict:
+    """Full fine-tuning of a fresh copy of the base on instruction examples; returns curves and scores."""
+    seed_everything(0)
+    model, _ = load_base(PRESET, progress=False)
+    train_enc, stats = encode_dataset(tok, splits["train"], TEMPLATE, train_on_prompt=train_on_prompt)
+    val_enc, _ = encode_dataset(tok, splits["val"], TEMPLATE)  # masked: the answer-only loss
+    collate = sft_collate(tok.pad_id)
+    batches = epoch_batches(train_enc, 16, collate, seed=0)
+    steps = max(1, round(epochs * len(batches)))
+    cfg = TrainConfig(max_steps=steps, lr=LR_QA, warmup_steps=steps // 20, weight_decay=0.0,
+                      eval_every=max(1, steps // 10), log_every=max(1, steps // 30), progress=False)
+    val = [collate(val_enc[i:i + 16]) for i in range(0, len(val_enc), 16)]
+    result = train(model, sft_loss_fn, batches, cfg, val_batches=val)
+    model.eval()
+    # scoring as evaluate_task does it for qa: greedy answers (cut at EOS), exact match after normalisation
+    max_new = max_new_tokens_for(tok, splits["train"], model.config.block_size)
+    answers = {s: generate_batch(model, tok, splits[s][:N_EVAL], max_new, TEMPLATE) for s in ("test", "heldout")}
+    metrics = {s: {"exact_match": exact_match(a, [e["output"] for e in splits[s][:N_EVAL]])}
+               for s, a in answers.items()}
+    n_sup = sum(sum(y != IGNORE_INDEX for y in e["labels"]) for e in train_enc)
+    return {"model": model, "metrics": metrics, "answers": answers, "steps": steps,
+            "supervised_tokens": n_sup, "answer_val_loss": evaluate(model, sft_loss_fn, val),
+            "val_curve": [(r["step"], r["val_loss"]) for r in result.history if "val_loss" in r],
+            "forgetting": (loss_before, lm_val_loss(model, probe))}
+
+
+def report(name: str, r: dict) -> None:
+    m = r["metrics"]
+    print(f"{name:<28} {r['steps']} steps; answer-only val loss {r['answer_val_loss']:.3f}; "
+          f"exact match: test {m['test']['exact_match']:.1%}, heldout {m['heldout']['exact_match']:.1%}; "
+          f"pretraining loss {r['forgetting'][0]:.3f} → {r['forgetting'][1]:.3f}")
+
+
+qa_runs = {"answers as given": sft_run(qa.splits)}
+report("answers as given", qa_runs["answers as given"])
+
+# %% [markdown]
+# Those exact-match numbers are low. Does the base simply not know the facts? Ask it in the form its
+# pretraining corpus uses for questions — `Q: … \nA: …` — with no fine-tuning at all, greedily:
+
+# %%
+
+
+def ask_base(examples: list[dict]) -> tuple[list[str], list[bool], list[bool]]:
+    """The base, prompted in the corpus's own Q/A format: its answers (first line), whether each is exactly the
+    reference, and whether it contains the reference somewhere ("Addis Ababa is the capital of Ethiopia.")."""
+    prompts = [f"Q: {e['instruction']}\nA:" for e in examples]
+    answers = [a.strip().split("\n")[0] for a in generate_batch(base, tok, prompts, 12, template=None)]
+    refs = [normalize_answer(e["output"]) for e in examples]
+    return (answers, [normalize_answer(a) == r for a, r in zip(answers, refs)],
+            [r in normalize_answer(a) for a, r in zip(answers, refs)])
+
+
+base_qa = {s: ask_base(qa.splits[s][:N_EVAL]) for s in ("test", "heldout")}
+for s, (_, exact, contains) in base_qa.items():
+    print(f"base model, corpus Q/A format, {s:>7} questions: {sum(exact) / len(exact):.1%} answered exactly, "
+          f"{sum(contains) / len(contains):.1%} contain the answer")
+for word in ("Berlin.", " Berlin.", "Danish.", " Danish."):
+    ids = tok.encode(word)
+    print(f"{word!r:>12} → {[tok.decode([i]) for i in ids]}")
+
+# %% [markdown]
+# The base knows most of the facts (and says many of them in exactly the expected words); the fine-tuned model
+# fails to say them. The tokens show why. In the corpus
+# an answer follows a space ("A: Berlin."), and the byte-level tokenizer has one token for " Berlin" *with its
+# leading space*. Our template puts the answer at the start of a line, with no space, and "Berlin." at the start of
+# a line is spelled with other tokens — "B", "erlin" — which the base has rarely had to produce. Fine-tuning then
+# has to teach a new spelling of every answer: it can for the answers it trains on, but not for facts it never
+# sees. (Train longer and the taught answers improve while the held-out ones lag behind: try `epochs=6`.) The model
+# did not lack the knowledge; it lacked the *tokens* in which it knows it.
+#
+# The fix changes the data, not the model: write each answer with a leading space, so it is tokenised as in the
+# corpus. (Exact match ignores surrounding spaces.)
+
+# %%
+spaced = {s: [dict(e, output=" " + e["output"]) for e in exs] for s, exs in qa.splits.items()}
+qa_runs["answers with a space"] = sft_run(spaced)
+for name, r in qa_runs.items():
+    report(name, r)
+
+# %% [markdown]
+# ## 3. Loss masking: answer only, or the prompt too?
+#
+# With `train_on_prompt=True` the prompt tokens keep their labels and the loss also asks the model to predict the
+# instruction. Both runs below see the same batches for the same number of steps; only the labels differ.
+
+# %%
+qa_runs["with a space, prompt trained"] = sft_run(spaced, train_on_prompt=True)
+masked, unmasked = qa_runs["answers with a space"], qa_runs["with a space, prompt trained"]
+ratio = unmasked["supervised_tokens"] / masked["supervised_tokens"]
+print(f"supervised training tokens: {masked['supervised_tokens']:,} masked (answers + EOS) vs "
+      f"{unmasked['supervised_tokens']:,} unmasked (× {ratio:.1f})")
+for name in ("answers with a space", "with a space, prompt trained"):
+    report(name, qa_runs[name])
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
+for name, r in qa_runs.items():
+    axes[0].plot(*zip(*r["val_curve"]), "o-", label=name)
+axes[0].set_xlabel("step")
+axes[0].set_ylabel("answer-only validation loss")
+axes[0].legend()
+x = torch.arange(len(qa_runs))
+for j, split in enumerate(("test", "heldout")):
+    axes[1].bar(x + 0.4 * j - 0.2, [r["metrics"][split]["exact_match"] for r in qa_runs.values()], 0.4,
+                label=f"{split} exact match")
+axes[1].set_xticks(x, [n.replace(", ", ",\n") for n in qa_runs], fontsize=8)
+axes[1].set_ylim(0, 1)
+axes[1].legend()
+plt.show()
+
+# %% [markdown]
+# **Look at** the left panel: it compares the runs on the same measure, the loss of the answer tokens of held-out
+# questions. Both fixes matter. The loss is a *mean* over supervised tokens, so when the prompt is trained too, the
+# answer tokens are only about one in ten of them and get about a tenth of the weight they get under masking: the
+# same number of steps teaches the answers far less, and spends the rest on predicting questions — the template
+# words, which are the same in every example, and the question words, which are not the task. With a fixed
+# training budget, masking is the better use of it; that is why it is the default in minift (as in Alpaca and
+# TRL), and `train_on_prompt=True` is there to compare. (Training on prompts can help when prompts are long and
+# answers short and the data set is tiny — it is then extra language-modelling data — but that is not our case.)
+#
+# ## 4. Format adherence: JSON
+#
+# The `json` task asks for the sentiment and the topic of a post as a strict JSON object:
+# `{"sentiment": "positive", "topic": "food"}`. Two measures of greedy generations:
+#
+# * **validity**: the share that parse as one JSON object, with nothing around it;
+# * **schema compliance**: valid, with exactly the keys `sentiment` and `topic`, each with an allowed value.
+#
+# First the base model, prompted with the same template. Then `finetune` on the 400 training posts.
+
+# %%
+n_json = 24 if QUICK else None
+max_new = max_new_tokens_for(tok, js.splits["train"], base.config.block_size)
+base_json, _ = evaluate_task(base, tok, js, TEMPLATE, max_new, n_eval=n_json)
+res = finetune(FinetuneConfig(base=PRESET, task="json", method="full", template="plain", lr=LR_JSON, epochs=EPOCHS,
+                              n_eval=n_json), OUT / "json", force=True, progress=False)
+tuned_json = res["metrics"]
+for name, m in (("base", base_json["test"]), ("fine-tuned", tuned_json["test"])):
+    print(f"{name:>10}: JSON validity {m['json_validity']:.1%}, schema compliance {m['json_compliance']:.1%}, "
+          f"both fields right (exact match) {m['exact_match']:.1%}, failure kinds {m['reasons']}")
+print(f"fine-tuning: {res['steps']} steps; pretraining loss "
+      f"{res['forgetting']['before_loss']:.3f} → {res['forgetting']['after_loss']:.3f}")
+tuned, _, _ = load_finetuned(OUT / "json")
+shown = js.splits["test"][:4]
+for e, b, t in zip(shown, generate_batch(base, tok, shown, max_new, TEMPLATE),
+                   generate_batch(tuned, tok, shown, max_new, TEMPLATE)):
+    print(f"\npost:       {e['input']}\nbase:       {b!r}\nfine-tuned: {t!r}\nreference:  {e['output']}")
+fig, ax = plt.subplots(figsize=(6, 3.3))
+kinds = ["json_validity", "json_compliance", "exact_match"]
+for j, (name, m) in enumerate((("base", base_json["test"]), ("fine-tuned", tuned_json["test"]))):
+    bars = ax.bar(torch.arange(3) + 0.4 * j - 0.2, [m[k] for k in kinds], 0.4, label=name)
+    ax.bar_label(bars, labels=[f"{m[k]:.0%}" for k in kinds])
+ax.set_xticks(range(3), ["valid JSON", "schema-compliant", "both fields right"])
+ax.set_ylim(0, 1.15)
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# **Look at** what the base writes: it continues the text with something from its corpus — a question and its
+# answer, a bit of dialogue — and never a bare JSON object, although the corpus does contain JSON records. Three
+# epochs on 400 examples later, every output is valid JSON and nearly every one is schema-compliant: format is
+# what fine-tuning teaches fastest. Whether the *values* are right (the last pair of bars) is a different
+# question: that is the sentiment-and-topic classification problem of lesson 04, now answered through text, and
+# the posts with negation or "but" are where the values go wrong.
+#
+# ## 5. Where do the answers come from?
+#
+# Back to `qa` (the run with leading spaces and masking). Exact match on the test questions, whose facts the
+# fine-tuning data taught (in another phrasing), against the held-out facts it never mentioned — and both against
+# what the base knew in its own Q/A format before any fine-tuning (section 2).
+
+# %%
+answers = qa_runs["answers with a space"]["answers"]
+print(f"{'exact match':<42}{'test (taught)':>15}{'heldout (never taught)':>24}")
+for label, j in (("base, corpus Q/A format", 1), ("base, Q/A format, answer contained", 2)):
+    print(f"{label:<42}" + "".join(f"{sum(base_qa[s][j]) / len(base_qa[s][j]):>{w}.1%}"
+                                   for s, w in (("test", 15), ("heldout", 24))))
+for name, r in qa_runs.items():
+    print(f"{'fine-tuned, ' + name:<42}{r['metrics']['test']['exact_match']:>15.1%}"
+          f"{r['metrics']['heldout']['exact_match']:>24.1%}")
+held = spaced["heldout"][:N_EVAL]
+right = [normalize_answer(a) == normalize_answer(e["output"]) for a, e in zip(answers["heldout"], held)]
+knew = base_qa["heldout"][2]  # the base's answer contains the reference
+print("\nheldout facts:            fine-tuned right   fine-tuned wrong")
+for k, label in ((True, "base knew it"), (False, "base did not know it")):
+    print(f"  {label:<22}{sum(r for r, b in zip(right, knew) if b == k):>16}"
+          f"{sum(not r for r, b in zip(right, knew) if b == k):>19}")
+unknown = [row for row in zip(held, base_qa["heldout"][0], answers["heldout"], knew) if not row[3]]
+print(f"\nthe {len(unknown)} heldout facts the base did not know (at most 10), with both models' answers:")
+for e, b_ans, ft_ans, _ in unknown[:10]:
+    print(f"  {e['instruction']:<44} base {b_ans!r:<36} fine-tuned {ft_ans.strip()!r:<14} "
+          f"reference {e['output'].strip()!r}")
+for s in ("test", "heldout"):
+    print(f"\n{s} questions, fine-tuned model:")
+    for e, a in list(zip(spaced[s], answers[s]))[:6]:
+        print(f"  {e['instruction']:<46} → {a.strip()!r:<18} (reference {e['output'].strip()!r})")
+
+# %% [markdown]
+# **Look at** the first rows. Prompted in its own format, the base already *contains* the right answer for nearly
+# every question, held out or not — but says it exactly much less often, because it answers in its own style
+# ("People in Denmark speak Danish."). The fine-tuned model answers in the trained style, a few words and stop,
+# and its exact match on the held-out facts comes close to that on the taught ones. The contingency table makes
+# the point per fact: the held-out facts it gets right are overwhelmingly facts the base knew. Read the few the
+# base "did not know": mostly it answered a *different question* about the right thing (a cow's sound when asked
+# where it lives, or the capital itself when asked for its country). That is a failure to follow the question,
+# not missing knowledge — and following the question is exactly what fine-tuning taught. Fine-tuning taught the
+# *format*: read the instruction, answer in a few words, stop. The answers come from pretraining.
+#
+# The price was set in lesson 03: these runs moved every weight with a fairly large learning rate, and the
+# loss on pretraining text (printed with each run) went up a lot. Parameter-efficient methods (later lessons) aim at the
+# same format with less damage.
+#
+# ## What to try next
+#
+# 1. Use the Alpaca template (`TEMPLATE = ALPACA`): longer prompts, less room in a 128-token context. What happens
+#    to the JSON task, whose posts then get truncated?
+# 2. Train the JSON task for a single epoch (`epochs=1`): is the format learned before the values are?
+# 3. In `sft_run`, train without EOS (`encode_dataset(..., add_eos=False)`) and generate: does the model still stop?
+# 4. Fine-tune on the `style` task (pirate voice) with `finetune(FinetuneConfig(task="style", template="plain"))`
+#    and generate from it on a plain question: how much of the style leaks into other tasks?
+# 5. Try LoRA (`method="lora"`) on `qa` and compare the forgetting numbers with the full runs here.
