@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -197,8 +196,7 @@ def compare(base: str, task: str | None, methods=DEFAULT_METHODS, seeds=1, out_d
     cells = [(m, s, FinetuneConfig(base=base, task=task, method=m, seed=s, **overrides), out / m / f"seed{s}")
              for m in methods for s in seed_list]  # every config is validated before anything runs
     for m, s, config, cell in cells:
-        changed = [] if force or not (cell / "results.json").is_file() else \
-            _changed(cell, config)
+        changed = [] if force or not (cell / "results.json").is_file() else _changed(cell, config)
         if changed:
             raise ConfigError(f"{cell} was run with other settings: {', '.join(changed)}; use another out dir, the "
                               "same settings, or force=True (--force) to run it again")
@@ -334,16 +332,25 @@ def _memory_note(rows: list[dict], meta: dict) -> str:
 
 
 def _points(ax, xs: list[float], ys: list[float], names: list[str], log_x: bool = False) -> None:
-    """One coloured point per method with its name beside it; a name whose point lies close to an earlier one is
-    moved up a line, so clustered methods stay readable."""
-    fx = math.log10 if log_x else (lambda v: v)
-    span_x = (max(map(fx, xs)) - min(map(fx, xs))) or 1.0
-    span_y = (max(ys) - min(ys)) or 1.0
-    for i, (x, y, name) in enumerate(zip(xs, ys, names)):
+    """One coloured point per method with its name beside it. Each name takes the first spot (right of its point:
+    above, below, further above, ...) where it does not overlap a name placed before it, measured in points on
+    the page, so clustered methods stay readable; a moved name gets a thin line to its point."""
+    for i, (x, y) in enumerate(zip(xs, ys)):
         ax.plot(x, y, "o", color=f"C{i % 10}")
-        near = sum(abs(fx(x) - fx(xs[j])) < 0.08 * span_x and abs(y - ys[j]) < 0.05 * span_y for j in range(i))
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4 + 10 * near), fontsize=8,
-                    arrowprops=dict(arrowstyle="-", lw=0.5, color=f"C{i % 10}") if near else None)
+    if log_x:
+        ax.set_xscale("log")
+    ax.autoscale_view()
+    to_pt = 72 / ax.figure.dpi
+    placed: list[tuple[float, float, float, float]] = []  # label boxes (x0, y0, x1, y1) in points
+    for i, (x, y, name) in enumerate(zip(xs, ys, names)):
+        px, py = (v * to_pt for v in ax.transData.transform((x, y)))
+        for dy in (4, -13, 14, -23, 24, -33, 34, -43, 44):
+            box = (px + 5, py + dy, px + 5 + 5 * len(name), py + dy + 9)  # 8-pt text: ~5 pt per character
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, dy), fontsize=8,
+                    arrowprops=dict(arrowstyle="-", lw=0.5, color=f"C{i % 10}") if dy != 4 else None)
 
 
 def draw_metric_vs_params(ax, rows: list[dict], meta: dict) -> None:
@@ -353,10 +360,9 @@ def draw_metric_vs_params(ax, rows: list[dict], meta: dict) -> None:
     for i, r in enumerate(rows):
         if r["metric_std"]:
             ax.errorbar(xs[i], ys[i], yerr=r["metric_std"], color=f"C{i % 10}", capsize=3)
-    _points(ax, xs, ys, [r["method"] for r in rows], log_x=True)
     for name, value in meta["baselines"].items():
         ax.axhline(value, ls="--", lw=1, color="grey" if name == "majority" else "black", label=f"baseline: {name}")
-    ax.set_xscale("log")
+    _points(ax, xs, ys, [r["method"] for r in rows], log_x=True)
     ax.set_xlabel("trainable parameters (log scale)")
     ax.set_ylabel(meta["metric"].replace("_", " "))
     ax.set_title(f"{meta['task']} on {meta['base']}: score vs trainable parameters")
@@ -367,8 +373,8 @@ def draw_metric_vs_params(ax, rows: list[dict], meta: dict) -> None:
 
 def draw_forgetting_vs_metric(ax, rows: list[dict], meta: dict) -> None:
     """Forgetting (Δ pretraining loss) against the task metric: the best corner is bottom right."""
-    _points(ax, [r["metric_mean"] for r in rows], [r["forgetting_delta"] for r in rows], [r["method"] for r in rows])
     ax.axhline(0, color="grey", lw=1)
+    _points(ax, [r["metric_mean"] for r in rows], [r["forgetting_delta"] for r in rows], [r["method"] for r in rows])
     ax.set_xlabel(meta["metric"].replace("_", " "))
     ax.set_ylabel("forgetting: Δ pretraining loss (nats/token)")
     ax.set_title("forgetting vs task score (better: bottom right)")

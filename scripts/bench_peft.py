@@ -39,7 +39,6 @@ GPU: python scripts/bench_peft.py --device cuda --batch-size 64 --steps 50 (larg
 from __future__ import annotations
 
 import argparse
-import copy
 import io
 import json
 import statistics
