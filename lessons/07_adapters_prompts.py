@@ -1,0 +1,320 @@
+# %% [markdown]
+# # Lesson 07 — Adapters, prefix and prompt tuning, (IA)³: where else to put a few trainable numbers
+#
+# LoRA (lesson 06) adds a low-rank change to existing weight matrices. It is one of several ways to fine-tune a
+# frozen model with a small number of new parameters; they differ in *where* the new numbers enter the network:
+#
+# | method | paper | what it learns | where |
+# |---|---|---|---|
+# | Houlsby adapter | Houlsby et al., 2019 | a small MLP with a skip connection | on the attention and MLP outputs |
+# | Pfeiffer adapter | Pfeiffer et al., 2021 | the same, once per block | on the stream after the MLP |
+# | prefix tuning | Li & Liang, 2021 | $P$ extra key/value rows per layer | inside every attention |
+# | prompt tuning | Lester et al., 2021 | $P$ extra input vectors | before the token embeddings |
+# | (IA)³ | Liu et al., 2022 (T-Few) | one scaling vector per activation | keys, values, MLP activation |
+#
+# This lesson draws where each one sits in a transformer block, checks which of them start as an exact no-op, and
+# then trains all of them on the same task with the same budget: trainable parameters, accuracy, forgetting and
+# wall time side by side, with LoRA and full fine-tuning as reference points.
+#
+# Quick mode (`MINIFT_QUICK=1`) uses the `quick` base and a few steps per run; full mode the `tiny` base of
+# lesson 02.
+
+# %%
+import copy
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.patches import FancyBboxPatch
+
+from minift.base import load_base
+from minift.finetune import FinetuneConfig, finetune
+from minift.peft import apply_method, count_parameters, disabled, merge, method_config, unmerge
+from minift.peft.adapters import adapter_parameter_count
+from minift.peft.core import peft_modules
+from minift.runs import markdown_table
+from minift.utils import seed_everything
+
+QUICK = os.environ.get("MINIFT_QUICK") == "1"
+PRESET = "quick" if QUICK else "tiny"
+BUDGET = dict(max_steps=4, n_train=64, n_eval=40) if QUICK else dict(epochs=8)
+BUDGET["eval_every"] = 10**6  # one validation, at the end: the model scored is the one after the last step
+OUT = Path(tempfile.mkdtemp(prefix="minift-lesson07-"))
+seed_everything(0)
+base, tok = load_base(PRESET, progress=False)
+base.eval()
+cfg = base.config
+L, d, H = cfg.n_layer, cfg.d_model, cfg.n_head
+print(f"mode: {'quick' if QUICK else 'full'}; base {PRESET}: L={L} blocks, d={d}, H={H} heads, "
+      f"{base.num_parameters():,} parameters; budget per run: {BUDGET}")
+
+# %% [markdown]
+# ## 1. The map
+#
+# minift's block is pre-LayerNorm: $x \leftarrow x + \text{Attn}(\text{LN}_1 x)$, then
+# $x \leftarrow x + \text{MLP}(\text{LN}_2 x)$, with the MLP $W_\text{proj}\,\text{GELU}(W_\text{fc}\,h)$. The
+# residual stream (the thick line) carries the token vectors from block to block; each sublayer reads a normalised
+# copy and adds its result back. The coloured boxes are what each method adds. The grey dashed outlines mark
+# LoRA's default targets, $W_q$ and $W_v$, for comparison.
+
+# %%
+COLORS = {"Houlsby adapter": "tab:orange", "Pfeiffer adapter": "tab:purple", "prefix tuning": "tab:green",
+          "prompt tuning": "tab:red", "(IA)³": "tab:blue", "LoRA (lesson 06)": "grey"}
+
+
+def box(ax, x, y, w, h, text, method=None, dashed=False, fs=8):
+    """A rounded box centred at (x, y); coloured like `method` when given."""
+    edge = COLORS[method] if method else "black"
+    face = mcolors.to_rgba(COLORS[method], 0.25) if method and not dashed else "white"
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                fc=face, ec=edge, ls="--" if dashed else "-", lw=1.6 if dashed else 1.2,
+                                zorder=2))
+    ax.text(x, y, text, ha="center", va="center", fontsize=fs, zorder=3)
+
+
+def arrow(ax, x0, y0, x1, y1, color="black"):
+    ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="-|>", color=color, lw=1.1, shrinkA=0,
+                                                         shrinkB=0))
+
+
+def plus(ax, x):
+    ax.text(x, 0, "+", ha="center", va="center", fontsize=14, bbox=dict(boxstyle="circle", fc="white"), zorder=3)
+
+
+fig, ax = plt.subplots(figsize=(14, 4.2))
+ax.plot([-0.9, 16.6], [0, 0], color="black", lw=2.5, zorder=0)  # the residual stream
+ax.text(-0.5, -0.35, "residual stream x  (B, T, d)", fontsize=8, va="top")
+box(ax, -2.2, 0, 2.6, 0.9, "[P soft vectors ; E_tok[x]]\n+ positions", "prompt tuning")
+ax.text(-2.2, -0.75, "input (before block 0)", ha="center", fontsize=7)
+# attention sublayer
+arrow(ax, 0.6, 0, 0.6, 1.35)
+box(ax, 0.6, 1.6, 0.9, 0.5, "LN₁")
+ax.plot([1.05, 1.6], [1.6, 1.6], color="black", zorder=0)
+for name, y in [("q", 2.5), ("k", 1.6), ("v", 0.7)]:
+    arrow(ax, 1.6, 1.6, 2.1, y)
+    box(ax, 2.5, y, 0.8, 0.5, f"W_{name}", "LoRA (lesson 06)" if name in "qv" else None, dashed=name in "qv")
+    if name in "kv":
+        box(ax, 3.45, y, 0.75, 0.45, f"⊙ l_{name}", "(IA)³", fs=7)
+    arrow(ax, 3.85 if name in "kv" else 2.9, y, 4.38, 1.6 + (y - 1.6) * 0.5)
+box(ax, 3.45, 3.45, 1.9, 0.55, "prefix K_p, V_p (P rows)", "prefix tuning", fs=7)
+arrow(ax, 3.45, 3.17, 4.7, 2.37, color=COLORS["prefix tuning"])
+box(ax, 5.3, 1.6, 1.8, 1.5, "softmax(QK′ᵀ/√d_h)V′\n\nK′ = [K_p ; K]\nV′ = [V_p ; V]", fs=6.5)
+arrow(ax, 6.2, 1.6, 6.4, 1.6)
+box(ax, 6.75, 1.6, 0.7, 0.5, "W_o")
+arrow(ax, 7.1, 1.6, 7.2, 1.6)
+box(ax, 7.7, 1.6, 1.0, 0.6, "adapter\nA₁", "Houlsby adapter", fs=7)
+arrow(ax, 8.2, 1.6, 8.5, 0.12)
+plus(ax, 8.5)
+ax.text(5.2, 3.95, "attention sublayer", ha="center", fontsize=9, style="italic")
+# MLP sublayer
+arrow(ax, 9.2, 0, 9.2, 1.35)
+box(ax, 9.2, 1.6, 0.9, 0.5, "LN₂")
+for x0, x1, text, method in [(9.65, 10.4, "W_fc", None), (10.85, 11.55, "GELU", None),
+                             (12.0, 12.65, "⊙ l_ff", "(IA)³"), (13.08, 13.7, "W_proj", None)]:
+    arrow(ax, x0, 1.6, x1 - 0.45 if method is None else x1 - 0.43, 1.6)
+    box(ax, x1, 1.6, 0.9 if method is None else 0.85, 0.5, text, method, fs=8 if method is None else 7)
+arrow(ax, 14.15, 1.6, 14.25, 1.6)
+box(ax, 14.75, 1.6, 1.0, 0.6, "adapter\nA₂", "Houlsby adapter", fs=7)
+arrow(ax, 15.25, 1.6, 15.2, 0.12)
+plus(ax, 15.2)
+ax.text(12.0, 2.45, "MLP sublayer (d → 4d → d)", ha="center", fontsize=9, style="italic")
+box(ax, 16.1, 0, 1.0, 0.6, "adapter\nA", "Pfeiffer adapter", fs=7)
+arrow(ax, 16.6, 0, 16.9, 0)
+ax.text(17.0, 0, "next block\n(… ln_f, lm_head)", va="center", fontsize=8)
+for k, col in COLORS.items():
+    ax.plot([], [], "s", color=col, label=k, ms=9, alpha=0.6)
+ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=6, fontsize=8, frameon=False)
+ax.set_xlim(-3.7, 18.6)
+ax.set_ylim(-1.0, 4.2)
+ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# **Read the drawing** from left to right, following one token's vector.
+#
+# * **Prompt tuning** acts once, before the first block: $P$ learned vectors are put in front of the token
+#   embeddings, as if the user had typed $P$ extra "words" that no vocabulary contains. They take positions
+#   $0\dots P-1$ and so cost $P$ positions of the context.
+# * **Prefix tuning** reaches every layer: each attention gets $P$ learned key and value rows that every query can
+#   attend to, $K' = [K_p; K]$, $V' = [V_p; V]$. No extra *queries*: the output still has $T$ positions.
+# * **(IA)³** rescales what is already there: keys and values get a learned vector
+#   ($\text{softmax}(Q(l_k \odot K)^\top/\sqrt{d_h})(l_v \odot V)$), and so does the MLP's inner activation
+#   ($W_\text{proj}(l_\text{ff} \odot \text{GELU}(W_\text{fc} h))$). $6d$ numbers per block.
+# * **Houlsby adapters** sit on each sublayer's *output*, before it is added to the stream; **Pfeiffer's** single
+#   adapter sits on the stream itself, after the MLP's add. Each is a bottleneck MLP with a skip connection,
+#
+# $$A(z) = z + W_\text{up}\,\sigma(W_\text{down} z + b_\text{down}) + b_\text{up}, \qquad
+#   W_\text{down} \in \mathbb{R}^{m\times d},\; W_\text{up} \in \mathbb{R}^{d\times m},\; m = d / 16 .$$
+#
+# | method | trainable numbers | exact no-op at init? | mergeable into the weights? |
+# |---|---|---|---|
+# | Houlsby | $2L(2md + m + d)$ | yes, with $W_\text{up} = 0, b = 0$ (minift's default) | no: $\sigma$ is non-linear |
+# | Pfeiffer | $L(2md + m + d)$ | yes, same | no |
+# | prefix | $2LPd$ | no: the new rows change every attention | no: extra attention slots |
+# | prompt | $Pd$ | no: the new vectors are new input | no: extra positions |
+# | (IA)³ | $6Ld$ | yes: $l = 1$ | yes: $W_k \leftarrow \text{diag}(l_k)W_k$, … |
+#
+# ## 2. The no-op at initialisation, checked
+#
+# A method that starts *exactly* at the base model is a safe start: the first gradient step improves a model that
+# already works, instead of first repairing damage done by random new parameters. We apply each method to a copy
+# of the base and compare the logits on a real post with the base's. `disabled(model)` switches a method off; every
+# method must then give the base model back, bit for bit.
+
+# %%
+text = "Although the hotel was noisy, the people were friendly."
+ids = torch.tensor([tok.encode(text)])
+with torch.no_grad():
+    reference, _ = base(ids)
+m_bottleneck = d // 16
+closed_forms = {"adapter-houlsby": adapter_parameter_count(d, m_bottleneck, L, 2),
+                "adapter-pfeiffer": adapter_parameter_count(d, m_bottleneck, L, 1),
+                "prefix": 2 * L * 10 * d, "prompt": 10 * d, "ia3": 6 * L * d}
+
+
+def with_method(name: str, **options):
+    """A copy of the base with one method applied (the base itself stays untouched)."""
+    torch.manual_seed(0)
+    model = apply_method(copy.deepcopy(base), method_config(name, **options))
+    return model.eval()
+
+
+rows = []
+for name, options in [("adapter-houlsby", {}), ("adapter-houlsby", {"zero_init": False}),
+                      ("adapter-pfeiffer", {}), ("ia3", {}), ("prefix", {}), ("prefix", {"init": "vocab"}),
+                      ("prompt", {})]:
+    model = with_method(name, **options)
+    with torch.no_grad():
+        logits, _ = model(ids)
+        with disabled(model):
+            off, _ = model(ids)
+    rows.append({"method": name, "options": options or "defaults",
+                 "trainable": count_parameters(model)["trainable"], "closed form": closed_forms[name],
+                 "max |Δ logits| at init": f"{(logits - reference).abs().max().item():.2e}",
+                 "identical to base": torch.equal(logits, reference), "disabled == base": torch.equal(off, reference)})
+print(f"post: {text!r} ({ids.size(1)} tokens); prefix and prompt tuning with P = 10 virtual tokens")
+print(markdown_table(rows))
+
+# %% [markdown]
+# **Look at** the "identical to base" column: the zero-initialised adapters and (IA)³ are bit-identical (an exact
+# $+0$ or $\times 1$), Houlsby's original initialisation (both matrices small and random, std $10^{-2}$) is only close,
+# and prefix and prompt tuning change the output from the first forward: there is no setting of their new
+# parameters that adds nothing, because every extra attention slot or input position takes a share of the softmax.
+# That is why prefix tuning's `init="vocab"` starts from the base model's own keys and values of real tokens, and
+# prompt tuning from real token embeddings: a start the model already "understands". The counts match the closed
+# forms exactly.
+#
+# For prompt tuning the no-op has a precise counterpart: a soft prompt initialised with the embeddings of a text
+# **is** that text typed in front of the input. The logits on the input's positions must equal those of the base
+# model reading the hard prompt followed by the input.
+
+# %%
+instruction = "Is this post positive or negative?"
+hard = tok.encode(instruction)
+# with_tokenizer turns init_text into the token ids the prompt is initialised from
+prompt_cfg = method_config("prompt", n_virtual=len(hard), init="text", init_text=instruction).with_tokenizer(tok)
+soft = apply_method(copy.deepcopy(base), prompt_cfg).eval()
+with torch.no_grad():
+    logits_soft, _ = soft(ids)  # (1, T, V): logits for the input's positions only
+    logits_hard, _ = base(torch.tensor([hard + ids[0].tolist()]))  # (1, P + T, V)
+print(f"soft prompt of P = {len(hard)} vectors = embeddings of {instruction!r}")
+print("logits on the input positions: soft", tuple(logits_soft.shape), "vs hard prompt", tuple(logits_hard.shape),
+      f"→ max |difference| = {(logits_soft - logits_hard[:, len(hard):]).abs().max().item():.2e}")
+
+# %% [markdown]
+# (IA)³, like LoRA, can be merged: scaling a linear layer's output by $l$ is the same as scaling the rows of its
+# weight and bias, $\text{diag}(l)(xW^\top + b) = x(\text{diag}(l)W)^\top + \text{diag}(l)b$, and scaling its input
+# scales its columns. We give the vectors random values and check that merging changes nothing.
+
+# %%
+ia3 = with_method("ia3")
+with torch.no_grad():
+    for _, mod in peft_modules(ia3):
+        mod.ia3_vector.uniform_(0.5, 1.5)
+    scaled, _ = ia3(ids)
+    merge(ia3)
+    merged, _ = ia3(ids)
+    unmerge(ia3)
+print(f"(IA)³ with random scales: max |merged − unmerged| = {(merged - scaled).abs().max().item():.2e}; "
+      f"differs from the base by {(scaled - reference).abs().max().item():.2f}")
+
+# %% [markdown]
+# ## 3. Side by side on one task
+#
+# Now each method is trained on the sentiment task (500 posts, positive or negative, where the deciding clause is
+# the one after "but" or the one *not* introduced by "although") with the same budget: 8 epochs, batch 16, a new
+# classification head on the last token, and each method's own learning rate (the `lr` column: methods with fewer
+# trainable numbers get larger steps; these are minift's defaults, `METHOD_DEFAULTS`, when this lesson was written). Prefix tuning starts from real keys and values
+# (`init="vocab"`). LoRA ($r = 8$, $\alpha = 16$) and full fine-tuning run with the same budget as references.
+
+# %%
+RUNS = [("full", {}, 3e-4), ("lora", {}, 2e-3), ("adapter-houlsby", {}, 3e-3), ("adapter-pfeiffer", {}, 3e-3),
+        ("ia3", {}, 3e-2), ("prefix", {"init": "vocab"}, 1e-2), ("prompt", {}, 1e-1)]
+results = []
+t0 = time.perf_counter()
+for name, options, lr in RUNS:
+    res = finetune(FinetuneConfig(base=PRESET, task="sentiment", method=name, method_options=options, lr=lr,
+                                  **BUDGET), OUT / name, force=True, progress=False)
+    results.append({"method": name, "lr": res["lr"], "trainable": res["trainable_params"],
+                    "trainable %": round(res["trainable_pct"], 2),
+                    "file KB": round((res["adapter_bytes"] or res["weights_bytes"]) / 1024, 1),
+                    "mergeable": res["mergeable"], "accuracy": round(res["metrics"]["test"]["accuracy"], 3),
+                    "forgetting Δloss": round(res["forgetting"]["delta_loss"], 3),
+                    "train s": round(res["train_seconds"], 1)})
+print(f"{len(RUNS)} runs in {time.perf_counter() - t0:.0f} s\n")
+print(markdown_table(results))
+baselines = res["baselines"]
+print("\nbaselines: " + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in baselines.items()))
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+for r in results:
+    axes[0].scatter(r["trainable"], r["accuracy"], s=40)
+    axes[0].annotate(r["method"], (r["trainable"], r["accuracy"]), fontsize=8, xytext=(4, 4),
+                     textcoords="offset points")
+    axes[1].barh(r["method"], r["forgetting Δloss"])
+for k, v in baselines.items():
+    axes[0].axhline(v["accuracy"], color="grey", ls=":" if k == "majority" else "--", lw=1, label=k)
+axes[0].set_xscale("log")
+axes[0].set_xlabel("trainable parameters (log scale; includes the classification head)")
+axes[0].set_ylabel("test accuracy")
+axes[0].legend(fontsize=8)
+axes[1].set_xlabel("forgetting: Δ loss on held-out pretraining text (nats/token)")
+axes[1].invert_yaxis()
+plt.show()
+
+# %% [markdown]
+# **Look at** where each method lands, and remember the scale: 200 test posts, so one post is half a point, and a
+# single seed.
+#
+# * The two baselines bracket the task: the **majority** class is the floor, and the **bag-of-words** regression
+#   sees the words but not their order, so it cannot tell which clause decides. A method below bag-of-words has
+#   not yet learned to read the construction.
+# * **Trainable parameters** span three orders of magnitude, from prompt tuning's $Pd$ to full fine-tuning's
+#   whole model, and accuracy does not follow the count: *where* the numbers sit matters more than how many there
+#   are. (IA)³ with a few thousand scales does about as well as adapters with ten times more numbers. Methods that
+#   change the computation inside every block (full, LoRA, adapters, (IA)³) learn the task within the budget;
+#   methods that only add context (prefix, prompt) must steer a frozen model through attention alone, which is
+#   known to need many more steps and to work better at large model scale (Lester et al. found prompt tuning
+#   matching full fine-tuning only for models of billions of parameters).
+# * **Forgetting** is measured with the method switched on: a method that edits every token's processing can
+#   disturb ordinary text. A soft prompt or a prefix that is always present changes every prediction the model
+#   makes, which is why they can show a large Δ loss even when they learned little. The methods that edit the least
+#   per token (Pfeiffer's single adapter, (IA)³'s scales) disturb ordinary text the least.
+# * **Mergeable** methods (LoRA, (IA)³) end up with zero inference overhead (lesson 06); the others keep their
+#   extra modules, attention slots or positions at inference.
+#
+# ## What to try next
+#
+# 1. Give prompt tuning more room: `n_virtual=50` and 20 epochs. Does it catch up? What does it cost in context
+#    length (`model.config.block_size` is shared between the soft prompt and the post)?
+# 2. Train prefix tuning with the reparametrisation of the paper (`method_options={"reparam": True}`), which
+#    passes the rows through a small MLP during training, and compare with `init="vocab"`.
+# 3. Set `train_layernorm=True` for the Houlsby adapters (the paper trains the LayerNorms too). How many numbers
+#    does that add, and why does `disabled(model)` then no longer give the base model?
+# 4. Change the adapters' `reduction_factor` (16 → 4 or 64): plot accuracy against the bottleneck width $m$.
+# 5. Apply (IA)³ only to the MLP (`targets=["mlp.proj"]`): which of its three vectors does the task need?
