@@ -279,3 +279,22 @@ def test_every_registered_method_keeps_the_core_contract(name, tmp_path):
     else:
         with pytest.raises(ConfigError, match="cannot be merged"):
             merge(model)
+
+
+def test_merge_and_unload_clears_the_config_of_a_wrapped_body():
+    """A classifier-style wrapper whose inner GPT got the method: after merge_and_unload neither carries the config,
+    so a new method can be applied to the body again."""
+    import torch.nn as nn
+
+    from minift.model import GPT, GPTConfig
+    from minift.peft import apply_method, merge_and_unload, method_config
+
+    torch.manual_seed(0)
+    body = GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, d_model=32))
+    wrapper = nn.Module()
+    wrapper.body = body
+    apply_method(body, method_config("lora", r=2))
+    wrapper.peft_config = body.peft_config
+    merge_and_unload(wrapper)
+    assert getattr(wrapper, "peft_config", None) is None and getattr(body, "peft_config", None) is None
+    apply_method(body, method_config("lora", r=2))  # allowed again

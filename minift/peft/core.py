@@ -337,7 +337,8 @@ def merge_and_unload(model: nn.Module) -> nn.Module:
     merge(model)
     for name, m in list(peft_modules(model)):
         replace_module(model, name, m.unload())
-    del model.peft_config
+    for m in model.modules():  # the wrapper (e.g. a Classifier) and the GPT inside it may both carry the config
+        m.__dict__.pop("peft_config", None)
     for p in model.parameters():
         p.requires_grad_(True)
     return model
