@@ -20,6 +20,8 @@ A user file has no splits, so it is shuffled with its own seeded generator and c
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import random
 import sys
@@ -216,12 +218,17 @@ def headline(td_kind: str, metrics: dict) -> dict:
 
 # -- forgetting ----------------------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4)
+def _val_docs(n_docs: int) -> tuple[str, ...]:
+    """The built-in corpus's validation documents, cached: regenerating 20,000 documents costs seconds per run."""
+    return tuple(corpus_splits(seed=0, n_docs=n_docs)[1])
+
+
 def pretraining_batches(tok, preset: str, reserve: int = 0) -> list:
     """The preset's fixed pretraining validation windows (base.pretraining_data's val part, without encoding the
     training stream), each cut to its last block_size − reserve tokens when a method takes context positions."""
     p = get_preset(preset)
-    _, val_docs = corpus_splits(seed=0, n_docs=p.n_docs)
-    batches = fixed_windows(encode_documents(tok, val_docs), p.model["block_size"], p.val_windows, p.batch_size)
+    batches = fixed_windows(encode_documents(tok, list(_val_docs(p.n_docs))), p.model["block_size"], p.val_windows, p.batch_size)
     return [(x[:, reserve:], y[:, reserve:]) for x, y in batches] if reserve else batches
 
 
