@@ -37,41 +37,33 @@ WHY_NOT_MERGEABLE["adapter-pfeiffer"] = WHY_NOT_MERGEABLE["adapter-houlsby"]
 WHY_NOT_MERGEABLE["direft"] = WHY_NOT_MERGEABLE["loreft"]
 
 
-def _positive_int(text: str) -> int:
+def _number(text: str, kind: type, minimum: float, strict: bool = False):
+    """Parse `text` as `kind` (int or float) and require ≥ minimum (> minimum with strict); argparse turns the
+    ArgumentTypeError into a one-line usage error."""
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 1, got {value}")
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum or (strict and value == minimum):
+        raise argparse.ArgumentTypeError(f"expected a number {'>' if strict else '≥'} {minimum}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, 1)
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {value}")
-    return value
+    return _number(text, int, 0)
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {value}")
-    return value
+    return _number(text, float, 0)
 
 
 def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
-    return value
+    return _number(text, float, 0, strict=True)
 
 
 def _int_list(text: str) -> list[int]:

@@ -34,6 +34,18 @@ from minift.device import pick_device
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+# -- model shape flags ------------------------------------------------------------------------------------------
+
+def add_model_args(parser: argparse.ArgumentParser, vocab_size: int = 4096, block_size: int = 512, n_layer: int = 4,
+                   n_head: int = 4, d_model: int = 256) -> None:
+    """Add --vocab-size, --block-size, --n-layer, --n-head and --d-model (the GPTConfig shape) with these defaults."""
+    parser.add_argument("--vocab-size", type=int, default=vocab_size)
+    parser.add_argument("--block-size", type=int, default=block_size)
+    parser.add_argument("--n-layer", type=int, default=n_layer)
+    parser.add_argument("--n-head", type=int, default=n_head)
+    parser.add_argument("--d-model", type=int, default=d_model)
+
+
 # -- device and precision flags ---------------------------------------------------------------------------------
 
 def add_device_args(parser: argparse.ArgumentParser, default_dtype: str | None = "auto") -> None:

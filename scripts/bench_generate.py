@@ -37,11 +37,7 @@ from minift.model import GPT, GPTConfig
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--vocab-size", type=int, default=4096)
-    p.add_argument("--block-size", type=int, default=512)
-    p.add_argument("--n-layer", type=int, default=4)
-    p.add_argument("--n-head", type=int, default=4)
-    p.add_argument("--d-model", type=int, default=256)
+    bc.add_model_args(p)
     p.add_argument("--batch-size", type=int, default=1, help="prompts generated together (default 1)")
     p.add_argument("--prompt-len", type=int, default=8)
     p.add_argument("--new-tokens", type=int, nargs="+", default=[200, 256])

@@ -124,11 +124,7 @@ def measure_memory(args, method: str) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--vocab-size", type=int, default=2048)
-    p.add_argument("--block-size", type=int, default=128)
-    p.add_argument("--n-layer", type=int, default=4)
-    p.add_argument("--n-head", type=int, default=4)
-    p.add_argument("--d-model", type=int, default=192)
+    bc.add_model_args(p, vocab_size=2048, block_size=128, d_model=192)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--rank", type=int, default=8, help="LoRA rank r (α = 2r, scale 2)")
     p.add_argument("--targets", default="attn.q,attn.v", help="LoRA target modules")

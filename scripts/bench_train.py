@@ -132,11 +132,7 @@ def run_minift(model, batches, steps: int, warmup: int, device_name: str) -> tup
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--vocab-size", type=int, default=4096)
-    p.add_argument("--block-size", type=int, default=512)
-    p.add_argument("--n-layer", type=int, default=4)
-    p.add_argument("--n-head", type=int, default=4)
-    p.add_argument("--d-model", type=int, default=256)
+    bc.add_model_args(p)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=30, help="timed optimizer steps per run")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps at the start of every run")
