@@ -65,7 +65,7 @@ from . import errors
 from .errors import ConfigError, MiniftError
 from .finetune import DEFAULT_EPOCHS, METHOD_DEFAULTS, FinetuneConfig, finetune
 from .peft import METHODS
-from .runs import headline
+from .runs import headline, own_peak_rss_mb, reset_peak_rss
 from .utils import atomic_path, atomic_write_text, load_json, save_json, torch_load
 
 DEFAULT_METHODS = ("full", "lora", "dora", "adapter-houlsby", "adapter-pfeiffer", "prefix", "prompt", "ia3",
@@ -153,28 +153,6 @@ def _cell_main(argv: list[str]) -> int:
         return 2
     print(json.dumps({"peak_rss_mb": own_peak_rss_mb()}))
     return 0
-
-
-def own_peak_rss_mb() -> float | None:
-    """Linux: this process's peak resident set size, VmHWM in /proc/self/status, in MiB; None elsewhere.
-    Why not ru_maxrss (what finetune records): a process started by subprocess (vfork + exec) inherits its
-    parent's ru_maxrss as a floor, so a small run started from a big process would report the parent's peak.
-    VmHWM belongs to the process's own memory map."""
-    try:
-        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024  # kB
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
-
-
-def reset_peak_rss() -> bool:
-    """Linux: writing 5 to /proc/self/clear_refs sets VmHWM back to the current RSS, so a run in a shared process
-    measures its own peak on top of what was already resident. False where that is not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 # -- the whole comparison ------------------------------------------------------------------------------------------

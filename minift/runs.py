@@ -259,12 +259,37 @@ def path_bytes(path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def own_peak_rss_mb() -> float | None:
+    """Linux: this process's peak resident set size, VmHWM in /proc/self/status, in MiB; None elsewhere.
+    Why not ru_maxrss (only the fallback here): a process started by subprocess (vfork + exec) inherits its
+    parent's ru_maxrss as a floor, so a small run started from a big process would report the parent's peak.
+    VmHWM belongs to the process's own memory map."""
+    try:
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024  # kB
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
+def reset_peak_rss() -> bool:
+    """Linux: writing 5 to /proc/self/clear_refs sets VmHWM back to the current RSS, so a run in a shared process
+    measures its own peak on top of what was already resident. False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_memory_mb(device: torch.device) -> float | None:
     """Peak memory of this run: CUDA → bytes allocated by tensors (since `reset_peak_memory`); else the process's
-    peak resident set size (ru_maxrss: KiB on Linux, bytes on macOS; unavailable on Windows). RSS is a lifetime
-    peak of the whole process, so compare runs each started in its own process."""
+    peak resident set size: VmHWM on Linux (`own_peak_rss_mb`), ru_maxrss elsewhere (KiB on Linux, bytes on macOS;
+    unavailable on Windows). RSS counts the whole process, so compare runs each in its own process."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    own = own_peak_rss_mb()
+    if own is not None:
+        return own
     try:
         import resource
     except ImportError:
@@ -274,8 +299,11 @@ def peak_memory_mb(device: torch.device) -> float | None:
 
 
 def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak: CUDA's allocator statistics, or the process's VmHWM where Linux allows it."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    else:
+        reset_peak_rss()
 
 
 def fingerprint(model: torch.nn.Module) -> str:

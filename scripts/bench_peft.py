@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 
 import bench_common as bc
-from minift.compare import own_peak_rss_mb, reset_peak_rss
+from minift.runs import own_peak_rss_mb, reset_peak_rss
 from minift.model import GPT, GPTConfig
 from minift.optim import AdamW, clip_grad_norm, param_groups
 from minift.peft import adapter_state_dict, apply_method, method_config
