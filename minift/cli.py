@@ -240,8 +240,8 @@ def _generate_text(model, tok, args, template_name) -> int:
     from .runs import context_reserve
     from .sft import get_template
 
-    text = args.prompt if template_name is None else get_template(template_name).format_prompt(args.prompt,
-                                                                                                args.input or "")
+    template = None if template_name is None else get_template(template_name)
+    text = args.prompt if template is None else template.format_prompt(args.prompt, args.input or "")
     ids = tok.encode(text)
     if not ids:
         raise ConfigError("the prompt is empty; give some text with --prompt")
@@ -260,7 +260,10 @@ def _generate_text(model, tok, args, template_name) -> int:
     out = reft.generate(model, idx, args.max_new_tokens, **kwargs) if uses_reft else \
         model.generate(idx, args.max_new_tokens, **kwargs)
     # with a template, show the response only; a plain prompt is shown with its continuation
-    print(tok.decode(out[0, len(ids):].tolist() if template_name else out[0].tolist()))
+    if template is not None:
+        print(template.strip_response(tok.decode(out[0, len(ids):].tolist())))
+    else:
+        print(tok.decode(out[0].tolist()))
     return 0
 
 
@@ -324,7 +327,8 @@ def _finetune_parser(sub) -> None:
     s.add_argument("--n-train", type=_positive_int, default=None, help="train on a random subset of this size")
     s.add_argument("--n-eval", type=_positive_int, default=None, help="score only this many test examples")
     s.add_argument("--train-on-prompt", action="store_true", help="instruction tasks: also train on prompt tokens")
-    s.add_argument("--template", default="alpaca", choices=list(TEMPLATES), help="instruction prompt layout")
+    s.add_argument("--template", default="auto", choices=["auto", *TEMPLATES],
+                   help="instruction prompt layout; auto: alpaca for a context of ≥ 256 tokens, else plain")
     s.add_argument("--seed", type=int, default=0, help="data order, initialisation, subsets")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     m = s.add_argument_group("method options (each applies to some methods only)")

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from . import __version__
@@ -54,7 +54,7 @@ from .peft.reft import pinned_loss_fn
 from .runs import (TaskData, base_lm_loss, context_reserve, evaluate_task, fingerprint, load_base_model, load_head,
                    load_task_data, lm_val_loss, max_new_tokens_for, optimizer_state_bytes, path_bytes,
                    peak_memory_mb, pretraining_batches, reset_peak_memory, save_head)
-from .sft import TEMPLATES, encode_dataset, get_template, sft_collate, sft_loss_fn
+from .sft import TEMPLATES, encode_dataset, get_template, resolve_template_name, sft_collate, sft_loss_fn
 from .optim import param_groups as default_param_groups
 from .train import TrainConfig, epoch_batches, load_best, train
 from .utils import load_json, prepare_out_dir, save_json, seed_everything
@@ -100,7 +100,7 @@ class FinetuneConfig:
     patience: int | None = None        # early stopping after this many evaluations without a better val loss
     max_len: int | None = None         # tokens per example; None → the context (minus a soft prompt's P)
     train_on_prompt: bool = False      # SFT: also supervise the prompt tokens
-    template: str = "alpaca"           # SFT prompt layout (minift.sft.TEMPLATES)
+    template: str = "auto"             # SFT prompt layout: a name in minift.sft.TEMPLATES, or "auto" (by context)
     seed: int = 0
     device: str = "auto"
     n_train: int | None = None         # a seeded random subset of the training split
@@ -138,7 +138,8 @@ class FinetuneConfig:
             v = getattr(self, name)
             need(v is None or (isinstance(v, (int, float)) and v > 0), f"{name} must be > 0, got {v!r}")
         need(self.weight_decay >= 0, f"weight_decay must be ≥ 0, got {self.weight_decay}")
-        need(self.template in TEMPLATES, f"template must be one of {sorted(TEMPLATES)}, got {self.template!r}")
+        need(self.template == "auto" or self.template in TEMPLATES,
+             f"template must be auto or one of {sorted(TEMPLATES)}, got {self.template!r}")
         need(isinstance(self.seed, int), f"seed must be an integer, got {self.seed!r}")
         need(not (self.train_on_prompt and self.method in ("loreft", "direft")),
              "ReFT finds the prompt through its masked labels, so it needs train_on_prompt=False")
@@ -264,7 +265,8 @@ def finetune(config: FinetuneConfig, out_dir, force: bool = False, resume: bool 
     gpt, tok, preset = load_base_model(config.base, progress)
     base_print = fingerprint(gpt)
     td = load_task_data(config.task, config.data, config.seed, config.n_train)
-    template = get_template(config.template)
+    template_name = resolve_template_name(config.template, gpt.config.block_size)
+    template = get_template(template_name)
     model, cfg = build_model(config, gpt, tok, td)
     reserve = context_reserve(model)
     probe = pretraining_batches(tok, preset, reserve)
@@ -273,7 +275,7 @@ def finetune(config: FinetuneConfig, out_dir, force: bool = False, resume: bool 
     save_json(out / "finetune.json", {
         "format": FORMAT, "config": config.to_dict(), "kind": td.kind, "labels": td.labels, "preset": preset,
         "method_config": cfg.to_dict() if cfg is not None else None, "base_fingerprint": base_print,
-        "max_new_tokens": max_new, "minift_version": __version__})
+        "max_new_tokens": max_new, "template": template_name, "minift_version": __version__})
 
     loss_fn, train_batches, val_batches, data_stats = _batches(config, model, tok, td, template)
     tcfg = train_config(config, len(train_batches), progress)
@@ -340,7 +342,7 @@ def _save_weights(out: Path, model, gpt, tok, td: TaskData, cfg, preset: str) ->
 def load_finetuned(run_dir, device: str = "cpu"):
     """(model, tokenizer, config) of a run: a Classifier for classification runs, else the GPT, in eval mode.
     PEFT runs are rebuilt as base + method + adapter.pt (loaded strictly: a file for another method, rank or base
-    is refused); full runs load model/ and head.pt."""
+    is refused); full runs load model/ and head.pt. config.template is the template the run used ("auto" resolved)."""
     run = Path(run_dir)
     if not (run / "finetune.json").is_file():
         raise MissingFileError(f"{run} is not a fine-tuning run directory (no finetune.json); "
@@ -357,6 +359,8 @@ def load_finetuned(run_dir, device: str = "cpu"):
             raise CheckpointError(f"the base {config.base!r} has changed since {run} was trained (its weights differ), "
                                   "so the adapter would not fit it; pretrain the same base again or re-run")
         apply_method(gpt, MethodConfig.from_dict(meta["method_config"]))
+    config = replace(config, template=meta.get("template") or resolve_template_name(config.template,
+                                                                                     gpt.config.block_size))
     model = gpt
     if meta["kind"] == "labelled" and meta["method_config"] is None:
         model = load_head(run / "head.pt", gpt, meta["labels"])

@@ -47,6 +47,13 @@ class PromptTemplate:
     Layout: preamble, blank line, instruction header + newline + instruction, [blank line, input header +
     newline + input — only when the input is non-empty], blank line, response header + newline. The response text
     follows directly. An empty preamble drops the preamble paragraph (the "plain" template, for short contexts).
+
+    response_prefix is written in front of every response and belongs to the *response* tokens. Decision: one
+    space by default. A byte-level BPE gives a word followed by a space its own token (" Berlin"), and in the
+    base's corpus answers follow a space ("A: Berlin."). The same word at the start of a line, with no space, is
+    spelled with other, rarer tokens ("B", "erlin"), which fine-tuning must then teach word by word; facts it never
+    trains on stay out of reach (lesson 05 measures it). `generate_batch` removes the prefix from its answers.
+    Set response_prefix="" for a tokenizer or base model that expects the answer flush with the line start.
     """
 
     preamble: str = "What follows is an instruction describing a task. Write a response that carries it out."
@@ -55,6 +62,7 @@ class PromptTemplate:
     instruction_header: str = "### Instruction:"
     input_header: str = "### Input:"
     response_header: str = "### Response:"
+    response_prefix: str = " "
 
     def format_prompt(self, instruction: str, input: str = "") -> str:
         has_input = bool(input and input.strip())
@@ -68,6 +76,14 @@ class PromptTemplate:
         parts.append(f"{self.response_header}\n")
         return "\n\n".join(parts)
 
+    def response_text(self, output: str) -> str:
+        """The response as it is tokenised: response_prefix + output (an empty output stays empty)."""
+        return self.response_prefix + output if output else ""
+
+    def strip_response(self, generated: str) -> str:
+        """A generated answer without the response prefix the model was trained to write first."""
+        return generated.removeprefix(self.response_prefix) if self.response_prefix else generated
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -75,6 +91,22 @@ class PromptTemplate:
 ALPACA = PromptTemplate()
 PLAIN = PromptTemplate(preamble="", preamble_with_input="")
 TEMPLATES = {"alpaca": ALPACA, "plain": PLAIN}
+
+
+AUTO_ALPACA_MIN_CONTEXT = 256
+
+
+def resolve_template_name(name: str, block_size: int) -> str:
+    """The template a run uses: "auto" is "alpaca" when the model's context holds ≥ 256 tokens, "plain" below.
+
+    Why: the Alpaca preamble costs 42–56 tokens with the tiny base's tokenizer. A `json` prompt with it is 115–134
+    tokens, so in a 128-token context every training example loses the start of its prompt (the instruction
+    included) and the model learns the format badly; without it the prompts are 59–78 tokens. Other names pass
+    through unchanged.
+    """
+    if name != "auto":
+        return name
+    return "alpaca" if block_size >= AUTO_ALPACA_MIN_CONTEXT else "plain"
 
 
 def get_template(name_or_template: str | PromptTemplate) -> PromptTemplate:
@@ -123,10 +155,10 @@ def encode_ids(prompt_ids: Sequence[int], response_ids: Sequence[int], max_len: 
 
 def encode_example(tok, example: dict, template: PromptTemplate = ALPACA, max_len: int | None = None,
                    train_on_prompt: bool = False, add_eos: bool = True) -> dict | None:
-    """Format, tokenise (prompt and response separately), append EOS to the response, shift and mask."""
+    """Format, tokenise (prompt and response_prefix + output separately), append EOS to the response, shift, mask."""
     prompt = template.format_prompt(example["instruction"], example.get("input", "") or "")
     prompt_ids = tok.encode(prompt)
-    response_ids = tok.encode(example["output"]) if example["output"] else []
+    response_ids = tok.encode(template.response_text(example["output"])) if example["output"] else []
     if add_eos:
         response_ids = response_ids + [tok.eos_id]
     return encode_ids(prompt_ids, response_ids, max_len, train_on_prompt)
@@ -239,7 +271,8 @@ def _prompt_text(prompt, template: PromptTemplate | None) -> str:
 @torch.no_grad()
 def generate_batch(model, tok, prompts: Sequence[str | dict], max_new_tokens: int = 64,
                    template: PromptTemplate | None = ALPACA, batch_size: int = 32) -> list[str]:
-    """Greedy answers for many prompts at once, in the input order, each cut at its first EOS.
+    """Greedy answers for many prompts at once, in the input order, each cut at its first EOS and, with a template,
+    without the template's response prefix.
 
     A prompt is an example dict (its instruction and input go through the template), or a string: the instruction
     when a template is given, the raw prompt text when template=None. Prompts are sorted by length before batching
@@ -259,5 +292,6 @@ def generate_batch(model, tok, prompts: Sequence[str | dict], max_new_tokens: in
         for row, new in zip(rows, out[:, ids.size(1):].tolist()):
             if tok.eos_id in new:
                 new = new[: new.index(tok.eos_id)]
-            answers[row] = tok.decode(new)
+            text = tok.decode(new)
+            answers[row] = template.strip_response(text) if template is not None else text
     return answers

@@ -85,6 +85,7 @@ def test_finetune_eval_merge_generate_round_trip(tmp_path, minift_home, quick_ba
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
     assert results["method_config"]["targets"] == ["attn.q", "attn.v", "mlp.fc"] and results["method_config"]["r"] == 4
+    assert json.loads((out / "finetune.json").read_text())["template"] == "plain"  # auto, with a 64-token context
     assert_one_line_error(run(*args, env_home=minift_home), "--force")
 
     r = run("eval", str(out), env_home=minift_home)
@@ -96,7 +97,7 @@ def test_finetune_eval_merge_generate_round_trip(tmp_path, minift_home, quick_ba
     merged = tmp_path / "merged"
     r = run("merge", str(out), "--out", str(merged), env_home=minift_home)
     assert r.returncode == 0, r.stderr
-    assert (merged / "model.pt").is_file() and json.loads((merged / "config.json").read_text())["template"] == "alpaca"
+    assert (merged / "model.pt").is_file() and json.loads((merged / "config.json").read_text())["template"] == "plain"
     ask = ["--prompt", "What is the capital of France?", "--temperature", "0", "--max-new-tokens", "6"]
     from_run = run("generate", str(out), *ask, env_home=minift_home)
     from_merged = run("generate", str(merged), *ask, env_home=minift_home)

@@ -6,10 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minift.errors import InputError
+from minift.errors import ConfigError, InputError
 from minift.model import GPT, IGNORE_INDEX, GPTConfig
-from minift.sft import (ALPACA, PLAIN, PromptTemplate, collate_right, encode_dataset, encode_example, encode_ids,
-                        generate_batch, get_template, left_pad, sft_loss_fn)
+from minift.sft import (ALPACA, AUTO_ALPACA_MIN_CONTEXT, PLAIN, PromptTemplate, collate_right, encode_dataset,
+                        encode_example, encode_ids, generate_batch, get_template, left_pad, resolve_template_name,
+                        sft_loss_fn)
 
 
 class CharTok:
@@ -56,7 +57,7 @@ def test_template_layout_and_input_section():
 def test_mask_count_and_first_supervised_target(tok):
     enc = encode_example(tok, EX, ALPACA)
     prompt_ids = tok.encode(ALPACA.format_prompt(EX["instruction"]))
-    response_ids = tok.encode(EX["output"]) + [tok.eos_id]
+    response_ids = tok.encode(" " + EX["output"]) + [tok.eos_id]  # the default response prefix is one space
     p = len(prompt_ids)
     # shifted convention: P − 1 masked label slots (the first prompt token is never a target at all)
     assert enc["labels"].count(IGNORE_INDEX) == p - 1
@@ -64,6 +65,29 @@ def test_mask_count_and_first_supervised_target(tok):
     assert enc["labels"][p - 1:] == response_ids  # response + EOS, all supervised, EOS last
     assert enc["input_ids"] == (prompt_ids + response_ids)[:-1]
     assert encode_example(tok, EX, ALPACA, train_on_prompt=True)["labels"] == (prompt_ids + response_ids)[1:]
+
+
+def test_response_prefix_is_part_of_the_response_and_removed_from_answers(tok):
+    # the default prefix is one space, tokenised with the response (" Paris" is one word-with-space, as in a corpus)
+    assert ALPACA.response_prefix == PLAIN.response_prefix == " "
+    p = len(tok.encode(PLAIN.format_prompt(EX["instruction"])))
+    spaced = encode_example(tok, EX, PLAIN)
+    flush = encode_example(tok, EX, PromptTemplate(preamble="", preamble_with_input="", response_prefix=""))
+    assert spaced["labels"][p - 1:] == tok.encode(" " + EX["output"]) + [tok.eos_id]
+    assert flush["labels"][p - 1:] == tok.encode(EX["output"]) + [tok.eos_id]
+    assert spaced["input_ids"][:p] == flush["input_ids"][:p]  # the prompt itself does not change
+    assert ALPACA.response_text("") == ""  # an empty output stays empty (only EOS is supervised)
+    assert ALPACA.strip_response(" Paris.") == "Paris." and ALPACA.strip_response("Paris.") == "Paris."
+    assert ALPACA.strip_response("  two") == " two"  # only the one prefix the model was taught is removed
+    assert PromptTemplate(response_prefix="").strip_response(" x") == " x"
+
+
+def test_auto_template_drops_the_preamble_in_short_contexts():
+    assert resolve_template_name("auto", 128) == "plain" and resolve_template_name("auto", 1024) == "alpaca"
+    assert resolve_template_name("auto", AUTO_ALPACA_MIN_CONTEXT) == "alpaca"
+    assert resolve_template_name("alpaca", 64) == "alpaca"  # an explicit choice is kept
+    with pytest.raises(ConfigError, match="unknown prompt template"):
+        get_template("auto")  # resolve it first: it depends on the model
 
 
 def test_rasbt_collate_vector():
@@ -101,7 +125,7 @@ def test_loss_equals_hand_computed_answer_loss(tok):
     total, count = 0.0, 0
     for ex in examples:
         prompt = tok.encode(ALPACA.format_prompt(ex["instruction"], ex.get("input", "")))
-        answer = tok.encode(ex["output"]) + [tok.eos_id]
+        answer = tok.encode(ALPACA.response_text(ex["output"])) + [tok.eos_id]
         seq = torch.tensor([prompt + answer])
         logp = torch.log_softmax(model(seq)[0][0], dim=-1)
         for j, a in enumerate(answer):
@@ -161,7 +185,7 @@ def test_batched_generation_equals_one_by_one(tok):
     ids = torch.tensor([tok.encode(ALPACA.format_prompt("Hi"))])
     out = model.generate(ids, 8, temperature=0.0, eos_id=tok.eos_id)[0, ids.size(1):].tolist()
     out = out[: out.index(tok.eos_id)] if tok.eos_id in out else out
-    assert batched[2] == tok.decode(out)
+    assert batched[2] == ALPACA.strip_response(tok.decode(out))
 
 
 def test_mask_with_the_real_bpe_tokenizer():
@@ -177,4 +201,4 @@ def test_mask_with_the_real_bpe_tokenizer():
     for ex, enc in zip(examples, encoded):
         p = len(bpe.encode(ALPACA.format_prompt(ex["instruction"])))
         assert enc["labels"].count(IGNORE_INDEX) == p - 1
-        assert bpe.decode(enc["labels"][p - 1:], skip_special=False) == ex["output"] + bpe.eos_token
+        assert bpe.decode(enc["labels"][p - 1:], skip_special=False) == " " + ex["output"] + bpe.eos_token
