@@ -1,7 +1,8 @@
 """minift: fine-tuning, built from scratch in plain PyTorch.
 
-Read in this order: model.py (the transformer), tokenizer.py, optim.py (AdamW, schedule, clipping),
-train.py (the training loop), corpus.py (the built-in world and its text), base.py (the pretrained base model).
+Read in this order: attention.py and model.py (the transformer), tokenizer.py, optim.py (AdamW, schedule,
+clipping), train.py (the training loop), world.py, corpus.py and stories.py (the built-in world and its text),
+base.py (the pretrained base model).
 """
 
 from .errors import MiniftError

@@ -39,10 +39,6 @@ from .data import export_jsonl
 from .errors import ConfigError
 
 
-def cap(s: str) -> str:
-    return s[:1].upper() + s[1:]
-
-
 # ------------------------------------------------------------------------------------------------ posts
 # per topic: the main subject (uses world's general opinion adjectives) and aspects with their own words, all
 # words the corpus's posts use. aspect = (phrase, is_plural, positive words, negative words); {dish} and {animals}
@@ -101,22 +97,22 @@ def make_post(r: random.Random, label: str, construction: str | None = None) -> 
     main, *aspects = _subjects(r, topic)
     construction = construction or r.choices(["plain", "negated", "but", "although"], [3, 2, 3, 2])[0]
     if construction == "plain":
-        text = cap(_clause(r, *main, label, False))
+        text = w.cap(_clause(r, *main, label, False))
         if r.random() < 0.5:
             text += " and " + _clause(r, *r.choice(aspects), label, False)
         text += "."
     elif construction == "negated":
-        text = cap(_clause(r, *main, label, True)) + "."
+        text = w.cap(_clause(r, *main, label, True)) + "."
     else:  # two clauses of opposite polarity; the deciding one has the label
         first, second = r.sample([main, *aspects], 2)
         conceded = _clause(r, *first, other, r.random() < 0.3)
         deciding = _clause(r, *second, label, r.random() < 0.3)
         if construction == "but":
-            text = f"{cap(conceded)}, but {deciding}."
+            text = f"{w.cap(conceded)}, but {deciding}."
         elif r.random() < 0.5:
             text = f"Although {conceded}, {deciding}."
         else:
-            text = f"{cap(deciding)}, although {conceded}."
+            text = f"{w.cap(deciding)}, although {conceded}."
     if r.random() < 0.25:
         text += " " + r.choice(w.POSITIVE_PHRASES if label == "positive" else w.NEGATIVE_PHRASES)
     return {"text": text, "label": label, "topic": topic, "construction": construction}
@@ -138,16 +134,16 @@ def _facts() -> list[tuple[str, str, list[str], str]]:
                                    f"What is the main language of {c.name}?"], f"{c.language}.")]
     for a in w.ANIMALS:
         e, one = f"animal:{a.name}", w.with_article(a.name)
-        facts += [(e, "food", [f"What do {a.plural} eat?", f"What does {one} eat?"], f"{cap(a.food)}."),
-                  (e, "habitat", [f"Where do {a.plural} live?", f"Where does {one} live?"], f"{cap(a.habitat)}.")]
+        facts += [(e, "food", [f"What do {a.plural} eat?", f"What does {one} eat?"], f"{w.cap(a.food)}."),
+                  (e, "habitat", [f"Where do {a.plural} live?", f"Where does {one} live?"], f"{w.cap(a.habitat)}.")]
         if a.legs:  # None (ambiguous) and 0 are left out: "Zero." would be a poor answer to learn
-            facts.append((e, "legs", [f"How many legs does {one} have?"], f"{cap(w.NUMBER_WORDS[a.legs])}."))
+            facts.append((e, "legs", [f"How many legs does {one} have?"], f"{w.cap(w.NUMBER_WORDS[a.legs])}."))
         if a.sound:
-            facts.append((e, "sound", [f"What sound does {one} make?"], f"{cap(a.sound)}."))
+            facts.append((e, "sound", [f"What sound does {one} make?"], f"{w.cap(a.sound)}."))
     for p in w.PRODUCTS:
         facts.append((f"product:{p.name}", "price", [f"How much is the {p.name} at the shop?",
                                                      f"How much does {w.with_article(p.name)} cost?"],
-                      f"{cap(w.price_text(p.price))}."))
+                      f"{w.cap(w.price_text(p.price))}."))
     return facts
 
 
@@ -163,7 +159,7 @@ def pirate(sentence: str) -> str:
     for token in sentence.split(" "):
         core = token.rstrip(".,!?")
         swap = PIRATE_WORDS.get(core.lower())
-        out.append((cap(swap) if core[:1].isupper() else swap) + token[len(core):] if swap else token)
+        out.append((w.cap(swap) if core[:1].isupper() else swap) + token[len(core):] if swap else token)
     text = " ".join(out)
     text = text[:-1] + ", matey!" if text.endswith(".") else text
     return "Arr! " + text
@@ -174,7 +170,7 @@ def _plain_sentence(r: random.Random) -> str:
     person, town = r.choice(w.PEOPLE), r.choice(w.TOWNS)
     return r.choice([
         f"The capital of {c.name} is {c.capital}.", f"People in {c.name} speak {c.language}.",
-        f"{cap(a.plural)} eat {a.food}.", f"{cap(w.with_article(a.name))} lives {a.habitat}.",
+        f"{w.cap(a.plural)} eat {a.food}.", f"{w.cap(w.with_article(a.name))} lives {a.habitat}.",
         f"The {p.name} costs {w.price_text(p.price)}.", f"{person.name} walked to the shop in {town}.",
         f"{person.name} is very happy today.", f"You are very kind, {person.name}.",
         f"My {r.choice(w.COLOURS)} {r.choice(['hat', 'scarf', 'kite', 'ball'])} is in the kitchen.",

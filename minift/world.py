@@ -1,7 +1,7 @@
 """The small world minift's base model learns about, as plain data.
 
-Every piece of text minift trains on — the pretraining corpus (corpus.py) and the fine-tuning tasks built later
-(question answering, sentiment, JSON output, style) — talks about the same small world, defined here:
+Every piece of text minift trains on — the pretraining corpus (corpus.py, stories.py) and the fine-tuning tasks
+built later (question answering, sentiment, JSON output, style) — talks about the same small world, defined here:
 
 * COUNTRIES — 43 real countries with their capital, continent and main official language;
 * ANIMALS — 32 real animals with what they eat, where they live, their legs and (for some) their sound;
@@ -236,6 +236,17 @@ def object_pronoun(person: Person) -> str:
 
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def number_word(n: int) -> str:
+    """3 -> 'three': 0 to 10 as words, any other number as digits."""
+    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
+
+
+def cap(s: str) -> str:
+    """Capitalise the first letter only ('eucalyptus leaves' -> 'Eucalyptus leaves')."""
+    return s[:1].upper() + s[1:]
+
 
 _BY_COUNTRY = {c.name.lower(): c for c in COUNTRIES}
 _BY_ANIMAL = {**{a.name.lower(): a for a in ANIMALS}, **{a.plural.lower(): a for a in ANIMALS}}

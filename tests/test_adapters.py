@@ -6,24 +6,12 @@ import pytest
 import torch
 import torch.nn as nn
 
+from helpers import LONG_CFG as CFG, assert_base_unchanged, long_base_model as base_model, long_ids as ids, train_steps
 from minift.errors import ConfigError
-from minift.model import GPT, GPTConfig
-from minift.optim import AdamW, param_groups
 from minift.peft import apply_method, count_parameters, disabled, load_adapter, merge, method_config, save_adapter
 from minift.peft.adapters import BottleneckAdapter
-from minift.utils import seed_everything
 
-CFG = GPTConfig(vocab_size=64, block_size=32, n_layer=2, n_head=2, d_model=32)
 L, D = CFG.n_layer, CFG.d_model
-
-
-def base_model(seed=0):
-    seed_everything(seed)
-    return GPT(CFG).eval()
-
-
-def ids(seed=1, b=2, t=10):
-    return torch.randint(0, CFG.vocab_size, (b, t), generator=torch.Generator().manual_seed(seed))
 
 
 def adapters_of(model):
@@ -136,18 +124,9 @@ def test_zero_init_gradients_and_frozen_base_after_training():
         assert torch.equal(a.down.weight.grad, torch.zeros_like(a.down.weight))  # W_up = 0 blocks it on step 1
         assert a.up.weight.grad.abs().sum() > 0
     model.zero_grad()
-    opt = AdamW(param_groups(model, 0.1), lr=1e-2)
-    losses = []
-    for _ in range(15):
-        _, loss = model(x, y)
-        losses.append(loss.item())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    losses = train_steps(model, x, y, steps=15)
     assert losses[-1] < losses[0]
-    own = dict(model.named_parameters())
-    for name, p in base.named_parameters():
-        assert torch.equal(own[name], p), name
+    assert_base_unchanged(model, base)
     model.eval()
     with disabled(model):
         assert torch.equal(model(x)[0], base(x)[0])

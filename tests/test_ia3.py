@@ -4,24 +4,13 @@ import pytest
 import torch
 import torch.nn as nn
 
+from helpers import CFG, base_model, ids
 from minift.errors import ConfigError
-from minift.model import GPT, GPTConfig
+from minift.model import GPT
 from minift.peft import (
     IA3Linear, apply_method, count_parameters, load_adapter, merge, merge_and_unload, method_config, save_adapter,
     trainable_parameters, unmerge,
 )
-from minift.utils import seed_everything
-
-CFG = GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, d_model=32)
-
-
-def base_model(seed=0):
-    seed_everything(seed)
-    return GPT(CFG).eval()
-
-
-def ids(seed=1):
-    return torch.randint(0, CFG.vocab_size, (2, 8), generator=torch.Generator().manual_seed(seed))
 
 
 def ia3_layers(model):

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from helpers import CFG, base_model, ids
 from minift.errors import CheckpointError, ConfigError, MissingFileError
 from minift.model import GPT, GPTConfig
 from minift.peft import (
@@ -14,18 +15,6 @@ from minift.peft import (
     merge, method_config, register, save_adapter, trainable_parameters, unmerge,
 )
 from minift.peft.core import name_matches, layer_index, replace_module
-from minift.utils import seed_everything
-
-CFG = GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, d_model=32)
-
-
-def base_model(seed=0, cfg=CFG):
-    seed_everything(seed)
-    return GPT(cfg).eval()
-
-
-def ids(seed=1):
-    return torch.randint(0, CFG.vocab_size, (2, 8), generator=torch.Generator().manual_seed(seed))
 
 
 def randomise_adapter(model, seed=3):

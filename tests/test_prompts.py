@@ -7,24 +7,14 @@ import math
 import pytest
 import torch
 
+from helpers import LONG_CFG as CFG, assert_base_unchanged, long_base_model as base_model, long_ids as ids, train_steps
 from minift.errors import ConfigError, InputError
-from minift.model import GPT, IGNORE_INDEX, GPTConfig, KVCache
-from minift.optim import AdamW, param_groups
+from minift.model import IGNORE_INDEX, KVCache
 from minift.peft import apply_method, count_parameters, disabled, load_adapter, merge, method_config, save_adapter
 from minift.peft.prompts import PrefixConfig, PromptConfig, _base_kv, fold_prefix
 from minift.utils import seed_everything
 
-CFG = GPTConfig(vocab_size=64, block_size=32, n_layer=2, n_head=2, d_model=32)
 L, D, H = CFG.n_layer, CFG.d_model, CFG.n_head
-
-
-def base_model(seed=0):
-    seed_everything(seed)
-    return GPT(CFG).eval()
-
-
-def ids(seed=1, b=2, t=10):
-    return torch.randint(0, CFG.vocab_size, (b, t), generator=torch.Generator().manual_seed(seed))
 
 
 def randomise(model, seed=5, std=0.3):
@@ -33,20 +23,6 @@ def randomise(model, seed=5, std=0.3):
         for p in model.parameters():
             if p.requires_grad:
                 p.add_(torch.randn(p.shape, generator=g) * std)
-
-
-def train_steps(model, x, y, steps=10, lr=1e-2):
-    model.train()
-    opt = AdamW(param_groups(model, 0.1), lr=lr)
-    losses = []
-    for _ in range(steps):
-        _, loss = model(x, y)
-        losses.append(loss.item())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    return losses
 
 
 # --- prefix tuning --------------------------------------------------------------------------------------------------
@@ -116,9 +92,7 @@ def test_prefix_counts_and_frozen_base():
     for model in (plain, rep):
         losses = train_steps(model, x, y)
         assert losses[-1] < losses[0]
-        own = dict(model.named_parameters())
-        for name, p in base.named_parameters():
-            assert torch.equal(own[name], p), name
+        assert_base_unchanged(model, base)
 
 
 def test_fold_prefix_keeps_outputs(tmp_path):
@@ -237,9 +211,7 @@ def test_prompt_trains_only_the_prompt_and_round_trips(tmp_path):
     x, y = ids(2), ids(3)
     losses = train_steps(model, x, y)
     assert losses[-1] < losses[0]
-    own = dict(model.named_parameters())
-    for name, p in base.named_parameters():
-        assert torch.equal(own[name], p), name
+    assert_base_unchanged(model, base)
     with disabled(model):
         assert torch.equal(model(x)[0], base(x)[0])
     save_adapter(model, tmp_path / "s.pt")

@@ -6,25 +6,14 @@ import copy
 import pytest
 import torch
 
+from helpers import LONG_CFG as CFG, assert_base_unchanged, long_base_model as base_model, long_ids as ids, train_steps
 from minift.errors import ConfigError, InputError
-from minift.model import GPT, GPTConfig
 from minift.optim import AdamW, param_groups
 from minift.peft import apply_method, count_parameters, disabled, load_adapter, merge, method_config, save_adapter
 from minift.peft import reft
 from minift.peft.reft import DiReFT, LoReFT, ReftLayer, parse_positions, prompt_lengths, select_positions
-from minift.utils import seed_everything
 
-CFG = GPTConfig(vocab_size=64, block_size=32, n_layer=2, n_head=2, d_model=32)
 L, D = CFG.n_layer, CFG.d_model
-
-
-def base_model(seed=0):
-    seed_everything(seed)
-    return GPT(CFG).eval()
-
-
-def ids(seed=1, b=2, t=10):
-    return torch.randint(0, CFG.vocab_size, (b, t), generator=torch.Generator().manual_seed(seed))
 
 
 def set_loreft(phi, R, W, b):
@@ -227,21 +216,9 @@ def test_training_keeps_base_and_orthonormality(method, tmp_path):
     base = base_model()
     model = apply_method(copy.deepcopy(base), method_config(method, rank=2, positions="f2+l2"))
     x, y = ids(2), ids(3)
-    model.train()
-    opt = AdamW(param_groups(model, 0.1), lr=3e-2)
-    losses = []
-    for _ in range(12):
-        with prompt_lengths(model, 6):
-            _, loss = model(x, y)
-        losses.append(loss.item())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    losses = train_steps(model, x, y, steps=12, lr=3e-2, context=lambda: prompt_lengths(model, 6))
     assert losses[-1] < losses[0]
-    own = dict(model.named_parameters())
-    for name, p in base.named_parameters():
-        assert torch.equal(own[name], p), name
+    assert_base_unchanged(model, base)
     if method == "loreft":
         for blk in model.blocks:
             for phi in (blk.reft.first, blk.reft.last):

@@ -1,7 +1,8 @@
 """Parameter-efficient fine-tuning, written out: LoRA / DoRA, (IA)³, bottleneck adapters, prefix and prompt tuning,
 ReFT.
 
-Read core.py first (freeze, inject, count, save/load, merge), then lora.py, ia3.py, adapters.py, prompts.py, reft.py.
+Read core.py first (freeze, inject, count, switch off) and persistence.py (save/load, merge), then lora.py, ia3.py,
+adapters.py, prompts.py, reft.py.
 
     from minift.peft import method_config, apply_method, save_adapter
     apply_method(model, method_config("lora", r=8, alpha=16, targets=["attn.q", "attn.v"]))
@@ -11,19 +12,14 @@ from .core import (
     METHODS,
     MethodConfig,
     PeftModule,
-    adapter_state_dict,
     apply_method,
     count_parameters,
     disabled,
-    load_adapter,
-    merge,
-    merge_and_unload,
     method_config,
     register,
-    save_adapter,
     trainable_parameters,
-    unmerge,
 )
+from .persistence import adapter_state_dict, load_adapter, merge, merge_and_unload, save_adapter, unmerge
 
 # importing a method module registers its config under its name
 from . import lora, ia3, adapters, prompts, reft  # noqa: E402,F401

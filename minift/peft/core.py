@@ -1,5 +1,5 @@
-"""What every parameter-efficient method shares: freeze the base, inject small trainable modules, count, switch
-off, save/load only the adapter, merge.
+"""What every parameter-efficient method shares: freeze the base, inject small trainable modules, count them,
+switch them off.
 
 The recipe (Hu et al., 2021; Houlsby et al., 2019; the huggingface/peft design):
 
@@ -18,16 +18,12 @@ A method is a `MethodConfig` subclass (a dataclass of its hyper-parameters) regi
 
 Decisions stated here (peft-math.md §9):
   * one method per model: applying a second one raises (the base is frozen once and the file format names one method);
-  * adapter files are loaded STRICTLY — a missing key, an unexpected key, a wrong shape or another base config is an
-    error naming it, never a silent "B stays 0" (huggingface/peft#1678);
-  * merging is explicit (`merge` / `unmerge`), never tied to `.train()` / `.eval()`; merging twice raises; saving
-    while merged raises (the file would otherwise hold a delta that the base already contains);
   * `disabled(model)` gives exactly the base model — unless trainable base biases were chosen (LoRA `bias="all"`),
     which change the base itself; it refuses a merged model, whose weights already contain the update.
 
-The adapter state is every trainable parameter by its full name (so trained biases and a new task head are
-included) plus every buffer registered inside a PeftModule (tensors a method needs but does not train, e.g. the
-fixed part of a parametrisation). Attach a new task head AFTER `apply_method` — applying freezes everything present.
+Attach a new task head AFTER `apply_method` — applying freezes everything present. The last section holds what the
+methods use to pick their target modules by name. What comes after training (saving and strictly loading only the
+adapter, merging it into the base weights) is in persistence.py, re-exported at the end of this file.
 """
 
 from __future__ import annotations
@@ -37,14 +33,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import ClassVar, Iterator
 
-import torch
 import torch.nn as nn
 
-from ..errors import CheckpointError, ConfigError
-from ..utils import torch_load, torch_save_atomic
-
-FORMAT = "minift-adapter"
-VERSION = 1
+from ..errors import ConfigError
 
 
 class PeftModule(nn.Module):
@@ -189,159 +180,22 @@ def disabled(model: nn.Module):
     if any(m.merged for m in mods):
         raise ConfigError("the adapter is merged into the base weights, so it cannot be switched off; "
                           "call unmerge(model) first")
-    before = [m.disabled for m in mods]
-    try:
-        for m in mods:
-            m.disabled = True
+    with temporarily(mods, "disabled", True):
         yield model
-    finally:
-        for m, flag in zip(mods, before):
-            m.disabled = flag
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Saving and loading only the adapter
-# ---------------------------------------------------------------------------------------------------------------
-
-def _adapter_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The live tensors that make up the adapter: trainable parameters + buffers inside PeftModules."""
-    out = dict(trainable_parameters(model))
-    for prefix, m in peft_modules(model):
-        # state_dict lists persistent buffers only; Parameters inside (frozen base weights) are not adapter state
-        for name, t in m.state_dict(prefix=prefix + "." if prefix else "", keep_vars=True).items():
-            if not isinstance(t, nn.Parameter):
-                out.setdefault(name, t)
-    return out
-
-
-def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Every adapter tensor by its full name, detached (see `_adapter_tensors`)."""
-    return {k: v.detach() for k, v in _adapter_tensors(model).items()}
-
-
-def _require_method(model: nn.Module) -> MethodConfig:
-    config = getattr(model, "peft_config", None)
-    if config is None:
-        raise ConfigError("no PEFT method is applied to this model; call apply_method(model, config) first")
-    return config
-
-
-def _base_config(model: nn.Module):
-    cfg = getattr(model, "config", None)
-    return cfg.to_dict() if hasattr(cfg, "to_dict") else None
-
-
-def save_adapter(model: nn.Module, path) -> None:
-    """Atomically write {"format", "version", "method", "base", "state"} with torch.save."""
-    config = _require_method(model)
-    if any(m.merged for _, m in peft_modules(model)):
-        raise ConfigError("the adapter is merged into the base weights; call unmerge(model) before saving it")
-    state = {k: v.detach().cpu().clone() for k, v in _adapter_tensors(model).items()}
-    torch_save_atomic({"format": FORMAT, "version": VERSION, "method": config.to_dict(),
-                       "base": _base_config(model), "state": state}, path)
-
-
-def load_adapter(model: nn.Module, path) -> nn.Module:
-    """Apply the stored method to a plain base model (or check the applied one is the same) and load strictly."""
-    payload = torch_load(path)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a minift adapter file (expected 'format': {FORMAT!r}); "
-                              "save adapters with minift.peft.save_adapter")
-    if payload.get("version") != VERSION:
-        raise CheckpointError(f"{path} has adapter format version {payload.get('version')!r}; "
-                              f"this minift reads version {VERSION}")
-    base, ours = payload.get("base"), _base_config(model)
-    if base != ours:
-        diff = _dict_diff(base or {}, ours or {})
-        raise CheckpointError(f"{path} was trained on another base model: {diff} (file vs model); "
-                              "load it into the base model it was trained on")
+@contextmanager
+def temporarily(objects, attr: str, value):
+    """Inside the block every object's `attr` is `value`; afterwards each gets its own previous value back, also
+    when the block raises (`disabled` switches the PeftModules off with it)."""
+    before = [getattr(o, attr) for o in objects]
     try:
-        config = MethodConfig.from_dict(payload["method"])
-    except ConfigError as e:
-        raise CheckpointError(f"{path}: its method config cannot be used: {e}") from None
-    current = getattr(model, "peft_config", None)
-    if current is None:
-        apply_method(model, config)
-    elif current.to_dict() != config.to_dict():
-        diff = _dict_diff(config.to_dict(), current.to_dict())
-        raise CheckpointError(f"{path} holds another method config than the one applied: {diff} (file vs model); "
-                              "load it into a plain base model instead")
-    _load_strict(model, payload["state"], path)
-    return model
-
-
-def _dict_diff(a: dict, b: dict) -> str:
-    keys = sorted(set(a) | set(b))
-    return ", ".join(f"{k}: {a.get(k, '<absent>')!r} vs {b.get(k, '<absent>')!r}" for k in keys
-                     if a.get(k, "<absent>") != b.get(k, "<absent>"))
-
-
-def _load_strict(model: nn.Module, state: dict, path) -> None:
-    own = _adapter_tensors(model)
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                   for k in set(own) & set(state) if tuple(state[k].shape) != tuple(own[k].shape))
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if wrong:
-        problems.append(f"wrong shapes {wrong}")
-    if problems:
-        raise CheckpointError(f"{path} does not fit this model: " + "; ".join(problems))
-    with torch.no_grad():
-        for k, t in own.items():
-            t.copy_(state[k])
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Merging (LoRA, DoRA, (IA)³: the update is a change of existing weights, so it can be folded in)
-# ---------------------------------------------------------------------------------------------------------------
-
-def _mergeable(model: nn.Module) -> list[PeftModule]:
-    config = _require_method(model)
-    if not type(config).mergeable:
-        raise ConfigError(f"the method {config.method!r} cannot be merged into the base weights: its modules "
-                          "compute something that is not a change of an existing weight matrix; keep it separate")
-    return [m for _, m in peft_modules(model)]
-
-
-def merge(model: nn.Module) -> nn.Module:
-    """Fold every module's update into its base weight; the forward then skips the extra branch.
-    Merged ≡ unmerged only in eval mode (dropout on the branch cannot be folded)."""
-    mods = _mergeable(model)
-    if any(m.merged for m in mods):
-        raise ConfigError("the adapter is already merged; merging twice would add the update twice")
-    if any(m.disabled for m in mods):
-        raise ConfigError("cannot merge a switched-off adapter; leave the disabled(...) block first")
-    for m in mods:
-        m.merge()
-    return model
-
-
-def unmerge(model: nn.Module) -> nn.Module:
-    """Subtract the update again (equal to the original weights up to float rounding, not bit-for-bit)."""
-    mods = _mergeable(model)
-    if not all(m.merged for m in mods):
-        raise ConfigError("the adapter is not merged, so there is nothing to unmerge")
-    for m in mods:
-        m.unmerge()
-    return model
-
-
-def merge_and_unload(model: nn.Module) -> nn.Module:
-    """Merge, then put each wrapped plain module back: the result is an ordinary model with no PeftModule.
-    Like a freshly built model, every parameter requires grad again."""
-    merge(model)
-    for name, m in list(peft_modules(model)):
-        replace_module(model, name, m.unload())
-    for m in model.modules():  # the wrapper (e.g. a Classifier) and the GPT inside it may both carry the config
-        m.__dict__.pop("peft_config", None)
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model
+        for o in objects:
+            setattr(o, attr, value)
+        yield
+    finally:
+        for o, old in zip(objects, before):
+            setattr(o, attr, old)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -416,3 +270,10 @@ def check_targets(targets, layers=None) -> None:
     if layers is not None and not (isinstance(layers, (list, tuple)) and
                                    all(isinstance(i, int) and i >= 0 for i in layers)):
         raise ConfigError(f"layers must be None or a list of block indices, got {layers!r}")
+
+
+# Saving, loading and merging build on the names above, so they live in persistence.py, imported last (it imports
+# this module); re-exported so `from minift.peft.core import save_adapter` keeps working.
+from .persistence import (  # noqa: E402,F401
+    FORMAT, VERSION, adapter_state_dict, load_adapter, merge, merge_and_unload, save_adapter, unmerge,
+)

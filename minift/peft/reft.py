@@ -64,7 +64,7 @@ from torch.nn.utils.parametrizations import orthogonal
 from ..errors import ConfigError, InputError
 from ..model import IGNORE_INDEX
 from .adapters import gpt_of, resolve_layers
-from .core import MethodConfig, PeftModule, register
+from .core import MethodConfig, PeftModule, register, temporarily
 
 # ------------------------------------------------------------------------------------------------------------
 # The interventions, on vectors h (..., d)
@@ -237,14 +237,8 @@ def prompt_lengths(model: nn.Module, lengths):
     n = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
     if bool((n < 0).any()):
         raise InputError(f"prompt lengths must be ≥ 0, got {n.tolist()}")
-    before = [layer.pinned for layer in layers]
-    try:
-        for layer in layers:
-            layer.pinned = n
+    with temporarily(layers, "pinned", n):
         yield model
-    finally:
-        for layer, old in zip(layers, before):
-            layer.pinned = old
 
 
 def prompt_lengths_from_targets(targets: torch.Tensor) -> torch.Tensor:
