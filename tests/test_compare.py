@@ -20,7 +20,7 @@ COLUMNS = {"method", "seeds", "trainable_params", "total_params", "trainable_pct
            "peak_memory_mb", "peak_memory_kind", "step_ms", "tokens_per_s", "metric", "metric_values", "metric_mean",
            "metric_std", "forgetting_before", "forgetting_after", "forgetting_delta", "weights_bytes",
            "adapter_bytes", "mergeable", "lr", "steps", "wall_seconds", "runs", "options", "method_config",
-           "isolated"}
+           "isolated", "extra_metrics"}
 
 
 def parse(argv):
@@ -75,6 +75,10 @@ def test_table_and_plots(first_run):
     body = [line for line in table if line.startswith(("| full ", "| lora "))][:2]
     assert len(body) == 2 and all(line.count("|") == table[0].count("|") for line in body)
     assert f"{res['rows'][1]['trainable_params']:,}" in body[1] and "— (is the model)" in body[0]
+    assert "| test accuracy | test macro f1 |" in table[0] and table[0].endswith("| mergeable | wall time |")
+    full = res["rows"][0]
+    assert f"| {full['metric_mean']:.3f} | {full['extra_metrics']['test_macro_f1']:.3f} |" in body[0]
+    assert body[0].endswith(f"| {full['wall_seconds']:.0f} s |")
     for m in ("full", "lora"):  # the settings each method ran with, from finetune's defaults
         opts = ", ".join(f"{k}={v}" for k, v in METHOD_DEFAULTS[m]["options"].items()) or "—"
         assert f"| {m} | {METHOD_DEFAULTS[m]['lr']:g} | {opts} | 4 |" in table
@@ -156,9 +160,27 @@ def test_summary_over_seeds(tmp_path):
     assert row["peak_memory_mb"] == 101.0 and row["seeds"] == [0, 1]  # memory: the larger peak
     assert row["runs"] == [f"{tmp_path.name}/seed0", f"{tmp_path.name}/seed1"]
     assert row["options"] == {"r": 2, "alpha": 16}  # the options set (defaults and the run's own), as they ran
-    assert "0.600 ± 0.141" in cmp.markdown([row], {"metric": row["metric"], "seeds": [0, 1], "base": "b", "task": "t",
-                                                   "device": "cpu", "isolated": ["lora"], "peak_reset": True,
-                                                   "baselines": {}, "overrides": {}})
+    assert row["extra_metrics"] == {"test_macro_f1": pytest.approx(0.6)}  # the other headline numbers, averaged
+    table = cmp.markdown([row], {"metric": row["metric"], "seeds": [0, 1], "base": "b", "task": "t", "device": "cpu",
+                                 "isolated": ["lora"], "peak_reset": True, "baselines": {}, "overrides": {}})
+    assert "| 0.600 ± 0.141 | 0.600 |" in table and "| yes | 10 s |" in table
+
+
+def test_summary_of_a_qa_run_shows_the_heldout_facts(tmp_path):
+    """qa's headline has two numbers: the test exact match is the row's metric, the heldout one an extra column."""
+    torch_save_atomic({"state": {"train_time": 1.0, "step": 2}}, tmp_path / "last.pt")
+    record = {"kind": "instruction", "metrics": {"test": {"exact_match": 0.75}, "heldout": {"exact_match": 0.5}},
+              "config": {"seed": 0, "method_options": {}}, "method_config": None,
+              "forgetting": {"before_loss": 1.0, "after_loss": 1.5, "delta_loss": 0.5}, "trainable_params": 10,
+              "total_params": 10, "trainable_pct": 100.0, "optimizer_state_bytes": 80, "peak_memory_mb": 1.0,
+              "peak_memory_kind": "process_rss", "tokens_per_s": 1.0, "weights_bytes": 5, "adapter_bytes": None,
+              "mergeable": None, "lr": 1e-3, "steps": 2, "wall_seconds": 150.0}
+    row = cmp.summarize("full", [record], [tmp_path])
+    assert row["metric"] == "test_exact_match" and row["extra_metrics"] == {"heldout_exact_match": 0.5}
+    table = cmp.markdown([row], {"metric": row["metric"], "seeds": [0], "base": "b", "task": "qa", "device": "cpu",
+                                 "isolated": ["full"], "peak_reset": True, "baselines": {}, "overrides": {}})
+    assert "| test exact match | heldout exact match |" in table and "| 0.750 | 0.500 |" in table
+    assert table.splitlines()[2].endswith("| 2.5 min |")
 
 
 @pytest.mark.skipif(cmp.own_peak_rss_mb() is None or not cmp.reset_peak_rss(), reason="Linux only (VmHWM)")
