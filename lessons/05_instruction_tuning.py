@@ -14,13 +14,14 @@
 #    mentioned (held out on purpose), next to what the base model knew before any fine-tuning.
 #
 # Quick mode (`MINIFT_QUICK=1`) uses the small `quick` base and a few steps (mechanics only; the numbers mean
-# nothing). Full mode fine-tunes the `tiny` base from lesson 02 four times, a few minutes on a CPU.
+# nothing). Full mode fine-tunes the `tiny` base from lesson 02 four times, about a minute on 2 CPU cores.
 
 # %%
 import atexit
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -40,7 +41,7 @@ QUICK = os.environ.get("MINIFT_QUICK") == "1"
 PRESET = "quick" if QUICK else "tiny"
 EPOCHS = 0.25 if QUICK else 3.0
 N_EVAL = 24 if QUICK else None  # quick mode scores only the first examples of each split
-LR_JSON = 5e-4  # finetune's default for full fine-tuning
+LR_JSON = 5e-4  # 3 epochs instead of finetune's 10, so a little above its default 3e-4 for full fine-tuning
 LR_QA = 1e-3  # qa answers are a few tokens each: 3 epochs are only 66 steps, so larger steps
 OUT = Path(tempfile.mkdtemp(prefix="minift_lesson05_"))  # runs go to a temporary directory, not the repository
 atexit.register(shutil.rmtree, OUT, ignore_errors=True)  # ... removed when the script or the kernel ends
@@ -56,7 +57,8 @@ print(f"mode: {'quick' if QUICK else 'full'}; base: {PRESET} (context {base.conf
 # answer goes". minift's default is the Alpaca layout: a preamble, `### Instruction:`, an optional
 # `### Input:`, and `### Response:`, after which the answer follows. The `plain` template is the same without the
 # preamble sentence. Our base has a context of only 128 tokens, and the preamble takes a good part of it, so this
-# lesson uses `plain`.
+# lesson uses `plain` (`finetune`'s default, `template="auto"`, makes the same choice for contexts under 256
+# tokens).
 
 # %%
 qa = load_task_data("qa")
@@ -72,7 +74,7 @@ TEMPLATE = PLAIN
 
 # %% [markdown]
 # The prompt and the answer are tokenised separately and joined, with the end-of-text token `<|endoftext|>` (EOS)
-# appended to the answer: $s = \text{prompt} \,\|\, \text{answer} \,\|\, \text{EOS}$, $n$ tokens. As in
+# appended to the answer (and one space written in front of it: section 2 shows why that space matters): $s = \text{prompt} \,\|\, \text{answer} \,\|\, \text{EOS}$, $n$ tokens. As in
 # pretraining, the input is $s_{0..n-2}$ and the label at position $t$ is the next token $s_{t+1}$. Then the
 # labels of the prompt are replaced by −100, the value PyTorch's cross-entropy ignores, so the loss is the mean
 # over the answer tokens only:
@@ -130,12 +132,12 @@ probe = pretraining_batches(tok, PRESET)  # held-out pretraining windows, for fo
 loss_before = lm_val_loss(base, probe)
 
 
-def sft_run(splits: dict, train_on_prompt: bool = False, epochs: float = EPOCHS) -> dict:
+def sft_run(splits: dict, template=TEMPLATE, train_on_prompt: bool = False, epochs: float = EPOCHS) -> dict:
     """Full fine-tuning of a fresh copy of the base on instruction examples; returns curves and scores."""
     seed_everything(0)
     model, _ = load_base(PRESET, progress=False)
-    train_enc, stats = encode_dataset(tok, splits["train"], TEMPLATE, train_on_prompt=train_on_prompt)
-    val_enc, _ = encode_dataset(tok, splits["val"], TEMPLATE)  # masked: the answer-only loss
+    train_enc, stats = encode_dataset(tok, splits["train"], template, train_on_prompt=train_on_prompt)
+    val_enc, _ = encode_dataset(tok, splits["val"], template)  # masked: the answer-only loss
     collate = sft_collate(tok.pad_id)
     batches = epoch_batches(train_enc, 16, collate, seed=0)
     steps = max(1, round(epochs * len(batches)))
@@ -146,7 +148,7 @@ def sft_run(splits: dict, train_on_prompt: bool = False, epochs: float = EPOCHS)
     model.eval()
     # scoring as evaluate_task does it for qa: greedy answers (cut at EOS), exact match after normalisation
     max_new = max_new_tokens_for(tok, splits["train"], model.config.block_size)
-    answers = {s: generate_batch(model, tok, splits[s][:N_EVAL], max_new, TEMPLATE) for s in ("test", "heldout")}
+    answers = {s: generate_batch(model, tok, splits[s][:N_EVAL], max_new, template) for s in ("test", "heldout")}
     metrics = {s: {"exact_match": exact_match(a, [e["output"] for e in splits[s][:N_EVAL]])}
                for s, a in answers.items()}
     n_sup = sum(sum(y != IGNORE_INDEX for y in e["labels"]) for e in train_enc)
@@ -163,11 +165,13 @@ def report(name: str, r: dict) -> None:
           f"pretraining loss {r['forgetting'][0]:.3f} → {r['forgetting'][1]:.3f}")
 
 
-qa_runs = {"answers as given": sft_run(qa.splits)}
-report("answers as given", qa_runs["answers as given"])
+FLUSH = replace(TEMPLATE, response_prefix="")  # the answer starts the line: "### Response:\nBerlin."
+qa_runs = {"answer at line start": sft_run(qa.splits, FLUSH)}
+report("answer at line start", qa_runs["answer at line start"])
 
 # %% [markdown]
-# Those exact-match numbers are low. Does the base simply not know the facts? Ask it in the form its
+# This first run writes each answer flush at the start of the line after `### Response:`, the way most templates
+# lay it out. Those exact-match numbers are low. Does the base simply not know the facts? Ask it in the form its
 # pretraining corpus uses for questions — `Q: … \nA: …` — with no fine-tuning at all, greedily:
 
 # %%
@@ -195,18 +199,23 @@ for word in ("Berlin.", " Berlin.", "Danish.", " Danish."):
 # The base knows most of the facts (and says many of them in exactly the expected words); the fine-tuned model
 # fails to say them. The tokens show why. In the corpus
 # an answer follows a space ("A: Berlin."), and the byte-level tokenizer has one token for " Berlin" *with its
-# leading space*. Our template puts the answer at the start of a line, with no space, and "Berlin." at the start of
+# leading space*. That run put the answer at the start of a line, with no space, and "Berlin." at the start of
 # a line is spelled with other tokens — "B", "erlin" — which the base has rarely had to produce. Fine-tuning then
 # has to teach a new spelling of every answer: it can for the answers it trains on, but not for facts it never
 # sees. (Train longer and the taught answers improve while the held-out ones lag behind: try `epochs=6`.) The model
 # did not lack the knowledge; it lacked the *tokens* in which it knows it.
 #
-# The fix changes the data, not the model: write each answer with a leading space, so it is tokenised as in the
-# corpus. (Exact match ignores surrounding spaces.)
+# The fix changes the layout, not the model: put one space in front of every answer, as part of the answer's
+# tokens, so it is spelled as in the corpus. That is what minift's templates do by default
+# (`PromptTemplate.response_prefix = " "`, which `TEMPLATE` has); `generate_batch` removes the space from the
+# answers again.
 
 # %%
-spaced = {s: [dict(e, output=" " + e["output"]) for e in exs] for s, exs in qa.splits.items()}
-qa_runs["answers with a space"] = sft_run(spaced)
+print(f"response prefix of TEMPLATE: {TEMPLATE.response_prefix!r}, of FLUSH: {FLUSH.response_prefix!r}")
+for t in (FLUSH, TEMPLATE):
+    enc = encode_example(tok, qa.splits["train"][0], t)
+    print(f"supervised tokens: {[tok.decode([y], skip_special=False) for y in enc['labels'] if y != IGNORE_INDEX]}")
+qa_runs["answer after a space"] = sft_run(qa.splits)
 for name, r in qa_runs.items():
     report(name, r)
 
@@ -217,12 +226,12 @@ for name, r in qa_runs.items():
 # instruction. Both runs below see the same batches for the same number of steps; only the labels differ.
 
 # %%
-qa_runs["with a space, prompt trained"] = sft_run(spaced, train_on_prompt=True)
-masked, unmasked = qa_runs["answers with a space"], qa_runs["with a space, prompt trained"]
+qa_runs["prompt trained too"] = sft_run(qa.splits, train_on_prompt=True)
+masked, unmasked = qa_runs["answer after a space"], qa_runs["prompt trained too"]
 ratio = unmasked["supervised_tokens"] / masked["supervised_tokens"]
 print(f"supervised training tokens: {masked['supervised_tokens']:,} masked (answers + EOS) vs "
       f"{unmasked['supervised_tokens']:,} unmasked (× {ratio:.1f})")
-for name in ("answers with a space", "with a space, prompt trained"):
+for name in ("answer after a space", "prompt trained too"):
     report(name, qa_runs[name])
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
 for name, r in qa_runs.items():
@@ -289,19 +298,19 @@ plt.show()
 # %% [markdown]
 # **Look at** what the base writes: it continues the text with something from its corpus — a question and its
 # answer, a bit of dialogue — and never a bare JSON object, although the corpus does contain JSON records. Three
-# epochs on 400 examples later, every output is valid JSON and nearly every one is schema-compliant: format is
+# epochs on 400 examples later, every output is valid JSON and schema-compliant: format is
 # what fine-tuning teaches fastest. Whether the *values* are right (the last pair of bars) is a different
 # question: that is the sentiment-and-topic classification problem of lesson 04, now answered through text, and
 # the posts with negation or "but" are where the values go wrong.
 #
 # ## 5. Where do the answers come from?
 #
-# Back to `qa` (the run with leading spaces and masking). Exact match on the test questions, whose facts the
+# Back to `qa` (the run with the default layout, answer after a space, and masking). Exact match on the test questions, whose facts the
 # fine-tuning data taught (in another phrasing), against the held-out facts it never mentioned — and both against
 # what the base knew in its own Q/A format before any fine-tuning (section 2).
 
 # %%
-answers = qa_runs["answers with a space"]["answers"]
+answers = qa_runs["answer after a space"]["answers"]
 print(f"{'exact match':<42}{'test (taught)':>15}{'heldout (never taught)':>24}")
 for label, j in (("base, corpus Q/A format", 1), ("base, Q/A format, answer contained", 2)):
     print(f"{label:<42}" + "".join(f"{sum(base_qa[s][j]) / len(base_qa[s][j]):>{w}.1%}"
@@ -309,7 +318,7 @@ for label, j in (("base, corpus Q/A format", 1), ("base, Q/A format, answer cont
 for name, r in qa_runs.items():
     print(f"{'fine-tuned, ' + name:<42}{r['metrics']['test']['exact_match']:>15.1%}"
           f"{r['metrics']['heldout']['exact_match']:>24.1%}")
-held = spaced["heldout"][:N_EVAL]
+held = qa.splits["heldout"][:N_EVAL]
 right = [normalize_answer(a) == normalize_answer(e["output"]) for a, e in zip(answers["heldout"], held)]
 knew = base_qa["heldout"][2]  # the base's answer contains the reference
 print("\nheldout facts:            fine-tuned right   fine-tuned wrong")
@@ -323,7 +332,7 @@ for e, b_ans, ft_ans, _ in unknown[:10]:
           f"reference {e['output'].strip()!r}")
 for s in ("test", "heldout"):
     print(f"\n{s} questions, fine-tuned model:")
-    for e, a in list(zip(spaced[s], answers[s]))[:6]:
+    for e, a in list(zip(qa.splits[s], answers[s]))[:6]:
         print(f"  {e['instruction']:<46} → {a.strip()!r:<18} (reference {e['output'].strip()!r})")
 
 # %% [markdown]
