@@ -25,7 +25,7 @@ import functools
 import hashlib
 import random
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -124,21 +124,6 @@ def load_head(path, gpt, labels: list[str] | None = None) -> Classifier:
 
 # -- generation and scoring ----------------------------------------------------------------------------------------
 
-class _ShorterContext:
-    """The model as `sft.generate_batch` sees it, with `reserve` fewer context positions. generate_batch keeps
-    prompt + new tokens ≤ block_size; a soft prompt (prompt tuning) occupies P more positions in front."""
-
-    def __init__(self, model, reserve: int):
-        self.model = model
-        self.config = replace(model.config, block_size=model.config.block_size - reserve)
-
-    def parameters(self):
-        return self.model.parameters()
-
-    def generate(self, *args, **kwargs):
-        return self.model.generate(*args, **kwargs)
-
-
 def context_reserve(model) -> int:
     """Context positions a method takes from the input: P for prompt tuning, 0 for every other method."""
     prompt = getattr(gpt_of(model), "soft_prompt", None)
@@ -149,12 +134,8 @@ def generate_answers(model, tok, examples: list[dict], template: PromptTemplate,
                      batch_size: int = 32) -> list[str]:
     """Greedy answers with `sft.generate_batch`, for every method. ReFT needs nothing extra: generate_batch uses
     the KV cache and never slides the window, so only the prefill (the prompt) is intervened. Prompt tuning needs
-    P free positions: the model is shown a context P shorter."""
-    reserve = context_reserve(model)
-    if model.config.block_size - reserve - max_new_tokens < 1:
-        raise ConfigError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the context")
-    shown = _ShorterContext(model, reserve) if reserve else model
-    return generate_batch(shown, tok, examples, max_new_tokens, template, batch_size)
+    P free positions in front of the prompt (`reserve`)."""
+    return generate_batch(model, tok, examples, max_new_tokens, template, batch_size, reserve=context_reserve(model))
 
 
 def max_new_tokens_for(tok, examples: list[dict], block_size: int) -> int:

@@ -270,16 +270,19 @@ def _prompt_text(prompt, template: PromptTemplate | None) -> str:
 
 @torch.no_grad()
 def generate_batch(model, tok, prompts: Sequence[str | dict], max_new_tokens: int = 64,
-                   template: PromptTemplate | None = ALPACA, batch_size: int = 32) -> list[str]:
+                   template: PromptTemplate | None = ALPACA, batch_size: int = 32, reserve: int = 0) -> list[str]:
     """Greedy answers for many prompts at once, in the input order, each cut at its first EOS and, with a template,
     without the template's response prefix.
 
     A prompt is an example dict (its instruction and input go through the template), or a string: the instruction
     when a template is given, the raw prompt text when template=None. Prompts are sorted by length before batching
     (less padding), left-padded, and truncated from the left to leave room for max_new_tokens in the context.
+    reserve: context positions something else takes in front of the prompt (prompt tuning's P virtual tokens).
     """
-    block = model.config.block_size
-    keep = max(1, block - max_new_tokens)
+    keep = model.config.block_size - reserve - max_new_tokens
+    if keep < 1:
+        raise ConfigError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the context of "
+                          f"{model.config.block_size} tokens" + (f" ({reserve} reserved)" if reserve else ""))
     encoded = [tok.encode(_prompt_text(p, template))[-keep:] for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     answers: list[str] = [""] * len(encoded)

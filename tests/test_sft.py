@@ -188,6 +188,15 @@ def test_batched_generation_equals_one_by_one(tok):
     assert batched[2] == ALPACA.strip_response(tok.decode(out))
 
 
+def test_generation_needs_room_for_the_prompt(tok):
+    model = tiny_gpt(tok.vocab_size, block=32)
+    with pytest.raises(ConfigError, match="no room for a prompt"):
+        generate_batch(model, tok, ["Hi"], max_new_tokens=32)
+    with pytest.raises(ConfigError, match="10 reserved"):  # a soft prompt's positions count against the context
+        generate_batch(model, tok, ["Hi"], max_new_tokens=22, reserve=10)
+    assert len(generate_batch(model, tok, ["Hi"], max_new_tokens=21, reserve=10)) == 1
+
+
 def test_mask_with_the_real_bpe_tokenizer():
     # prompt and response are tokenised separately, so the mask lands exactly on the boundary even with BPE
     from minift.tasks import load_task
