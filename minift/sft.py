@@ -49,7 +49,7 @@ class PromptTemplate:
     follows directly. An empty preamble drops the preamble paragraph (the "plain" template, for short contexts).
 
     response_prefix is written in front of every response and belongs to the *response* tokens. Decision: one
-    space by default. A byte-level BPE gives a word followed by a space its own token (" Berlin"), and in the
+    space by default. A byte-level BPE gives a word with the space before it its own token (" Berlin"), and in the
     base's corpus answers follow a space ("A: Berlin."). The same word at the start of a line, with no space, is
     spelled with other, rarer tokens ("B", "erlin"), which fine-tuning must then teach word by word; facts it never
     trains on stay out of reach (lesson 05 measures it). `generate_batch` removes the prefix from its answers.
