@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from . import __version__, distributed
 from .corpus import corpus_splits
+from .device import pick_device
 from .errors import CheckpointError, ConfigError, MissingFileError
 from .model import GPT, GPTConfig
 from .tokenizer import Tokenizer
@@ -160,13 +161,18 @@ def pretrain(out_dir, preset: str = "tiny", max_steps: int | None = None, resume
     """Pretrain a base model of the given preset into out_dir and return (model, tokenizer, result).
 
     The model returned (and saved as model.pt) is the checkpoint with the best validation loss.
+    Under torchrun every rank trains (minift/distributed.py) with the tokenizer rank 0 made; rank 0 writes the files.
     """
     p = get_preset(preset)
-    out_dir = prepare_out_dir(out_dir, force=force, resume=resume)
-    tok_path = out_dir / "tokenizer.json"
-    tokenizer = Tokenizer.load(tok_path) if resume and tok_path.is_file() else None
-    data = pretraining_data(p, tokenizer=tokenizer, seed=seed)
-    data.tokenizer.save(tok_path)
+    distributed.init_from_env(pick_device(device))
+    main = distributed.is_main()
+    with distributed.main_first():  # rank 0 prepares the directory and the tokenizer, then the others read them
+        out_dir = prepare_out_dir(out_dir, force=force, resume=resume) if main else Path(out_dir)
+        tok_path = out_dir / "tokenizer.json"
+        tokenizer = Tokenizer.load(tok_path) if tok_path.is_file() and (resume or not main) else None
+        data = pretraining_data(p, tokenizer=tokenizer, seed=seed)
+        if main:
+            data.tokenizer.save(tok_path)
     cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, **p.model)
     torch.manual_seed(seed)
     model = GPT(cfg)
@@ -176,12 +182,14 @@ def pretrain(out_dir, preset: str = "tiny", max_steps: int | None = None, resume
     batches = random_windows(data.train_tokens, cfg.block_size, p.batch_size, seed=seed)
     result = train(model, lm_loss_fn, batches, tcfg, val_batches=data.val_batches, out_dir=out_dir,
                    resume=resume and (out_dir / "last.pt").is_file())
+    distributed.barrier()  # rank 0 has written best.pt
     best = out_dir / "best.pt"
     if best.is_file():
         model.load_state_dict(torch_load(best))
     model = model.cpu().eval()
-    save_model_dir(out_dir, model, data.tokenizer, preset=preset, seed=seed, steps=result.steps,
-                   best_val_loss=result.best_val_loss, train_tokens=int(len(data.train_tokens)))
+    if main:
+        save_model_dir(out_dir, model, data.tokenizer, preset=preset, seed=seed, steps=result.steps,
+                       best_val_loss=result.best_val_loss, train_tokens=int(len(data.train_tokens)))
     return model, data.tokenizer, result
 
 
@@ -190,9 +198,12 @@ def base_dir(preset: str) -> Path:
 
 
 def load_base(preset: str = "tiny", device: str = "cpu", progress: bool = True) -> tuple[GPT, Tokenizer]:
-    """(model, tokenizer) of a preset's base model, from the cache; pretrained there once if absent."""
+    """(model, tokenizer) of a preset's base model, from the cache; pretrained there once if absent (under torchrun
+    by rank 0 alone, as one process, while the other ranks wait: the cache is the same however it is launched)."""
     get_preset(preset)
     d = base_dir(preset)
     if not (d / "config.json").is_file():
-        pretrain(d, preset, resume=(d / "last.pt").is_file(), device="cpu", progress=progress)
+        with distributed.main_first():
+            if not (d / "config.json").is_file():
+                pretrain(d, preset, resume=(d / "last.pt").is_file(), device="cpu", progress=progress)
     return load_model_dir(d, device=device)

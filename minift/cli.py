@@ -10,6 +10,9 @@
 
 Every error a user can cause is a `MiniftError`; it is printed as one line (`minift: error: ...`) and the program
 exits with status 2, without a traceback (argparse's own usage errors also exit 2). Ctrl-C exits with 130.
+
+Data-parallel training: `torchrun --nproc_per_node 2 -m minift pretrain|finetune ...` (minift/distributed.py).
+Rank 0 prints and writes; a rank other than 0 prints only its errors, tagged "(rank r)".
 """
 
 from __future__ import annotations
@@ -88,9 +91,12 @@ def _key_value(text: str) -> tuple[str, object]:
 
 def cmd_pretrain(args) -> int:
     from .base import pretrain
+    from .distributed import is_main
 
     model, tok, result = pretrain(args.out, preset=args.preset, max_steps=args.max_steps, resume=args.resume,
                                   force=args.force, device=args.device, seed=args.seed)
+    if not is_main():
+        return 0
     print(f"pretrained '{args.preset}' ({model.num_parameters():,} parameters) in {result.elapsed_s:.0f} s: "
           f"{result.steps} steps, best validation loss {result.best_val_loss:.3f}")
     print(f"wrote {args.out}/ (config.json, model.pt, tokenizer.json, metrics.jsonl, loss.png)")
@@ -138,6 +144,8 @@ def cmd_finetune(args) -> int:
         train_on_prompt=args.train_on_prompt, template=args.template, seed=args.seed, device=args.device,
         n_train=args.n_train, n_eval=args.n_eval)
     r = finetune(config, args.out, force=args.force, resume=args.resume, progress=not args.quiet)
+    if r is None:  # a torchrun rank other than 0: it trained; rank 0 reports
+        return 0
     print(results_summary(r))
     print(f"wrote {args.out}/ (results.json, finetune.json, {r['weights_file']}, metrics.jsonl, loss.png)")
     return 0
@@ -419,14 +427,18 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from . import distributed
+
     try:
         return args.func(args)
     except MiniftError as e:
-        print(f"minift: error: {e}", file=sys.stderr)
+        print(f"minift: error: {distributed.rank_tag()}{e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("minift: interrupted", file=sys.stderr)
         return 130
+    finally:
+        distributed.cleanup()  # under torchrun: leave the process group (no-op otherwise)
 
 
 if __name__ == "__main__":

@@ -167,6 +167,9 @@ def compare(base: str, task: str | None, methods=DEFAULT_METHODS, seeds=1, out_d
     """Fine-tune every method × seed (see the module docstring), then write results.json, table.md and the plots.
     seeds: a count N (seeds 0 … N−1) or a list. overrides: FinetuneConfig fields applied to every cell (max_steps,
     epochs, n_train, n_eval, batch_size, device, data instead of task, ...). Returns one row per method."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # the cells' own processes would inherit torchrun's variables
+        raise ConfigError("compare runs every method in its own process and is not data-parallel; run it without "
+                          "torchrun")
     methods, seed_list = check_methods(methods), _seeds(seeds)
     bad = sorted(set(overrides) & set(OWN_ARGS))
     if bad:

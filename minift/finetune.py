@@ -17,6 +17,7 @@
       7. out_dir: finetune.json (this config and what was resolved), metrics.jsonl, loss.png, last.pt, best.pt, the
          weights (PEFT: adapter.pt, only the method's tensors and the head; full: model/ (a model directory) and
          head.pt for a classifier) and results.json (one record, written last: it marks a finished run)
+    Under torchrun (minift/distributed.py) every rank does 1–4 and trains; rank 0 alone does the rest and writes.
 
 results.json = eval.ResultRecord's fields (metrics per split, baselines, forgetting, trainable/total parameters —
 a new classification head counts as trainable —, config, samples) plus trainable_pct, weights_bytes, adapter_bytes,
@@ -42,7 +43,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from . import __version__
+from . import __version__, distributed
 from .base import load_model_dir, save_model_dir
 from .classify import (Classifier, bow_logreg_baseline, classify_collate, classify_loss_fn, encode_labelled,
                        majority_baseline)
@@ -238,9 +239,10 @@ def param_groups(config: FinetuneConfig, model):
     return out
 
 
-def train_config(config: FinetuneConfig, batches_per_epoch: int, progress: bool) -> TrainConfig:
+def train_config(config: FinetuneConfig, batches_per_epoch: int, progress: bool, world_size: int = 1) -> TrainConfig:
+    """A step takes grad_accum micro-batches on each of world_size processes, which sets the steps per epoch."""
     steps = config.max_steps or max(1, math.ceil((config.epochs or DEFAULT_EPOCHS) * batches_per_epoch
-                                                 / config.grad_accum))
+                                                 / (config.grad_accum * world_size)))
     eval_every = config.eval_every or max(1, steps // 10)
     warmup = min(steps, config.warmup if config.warmup is not None else steps // 20)
     return TrainConfig(max_steps=steps, grad_accum=config.grad_accum, lr=config.resolved_lr, warmup_steps=warmup,
@@ -252,15 +254,19 @@ def train_config(config: FinetuneConfig, batches_per_epoch: int, progress: bool)
 # -- the run -------------------------------------------------------------------------------------------------------
 
 def finetune(config: FinetuneConfig, out_dir, force: bool = False, resume: bool = False,
-             progress: bool = True) -> dict:
-    """Run fine-tuning as described in the module docstring; returns the results.json record."""
+             progress: bool = True) -> dict | None:
+    """Run fine-tuning as described in the module docstring; returns the results.json record (under torchrun:
+    on rank 0; the other ranks return None once training is done)."""
     t_start = time.perf_counter()
     out = Path(out_dir)
+    device = distributed.init_from_env(pick_device(config.device))  # torchrun: this rank's device
+    rank, world = distributed.world()
     if resume and (out / "finetune.json").is_file():
         _check_resumable(out, config)
-    out = prepare_out_dir(out, force=force, resume=resume,
-                          markers=("finetune.json", "results.json", "metrics.jsonl", "last.pt"))
-    device = pick_device(config.device)
+    if rank == 0:
+        out = prepare_out_dir(out, force=force, resume=resume,
+                              markers=("finetune.json", "results.json", "metrics.jsonl", "last.pt"))
+    distributed.barrier()  # the directory is ready (or cleared) before any rank looks into it
     reset_peak_memory(device)
     gpt, tok, preset = load_base_model(config.base, progress)
     base_print = fingerprint(gpt)
@@ -269,18 +275,21 @@ def finetune(config: FinetuneConfig, out_dir, force: bool = False, resume: bool 
     template = get_template(template_name)
     model, cfg = build_model(config, gpt, tok, td)
     reserve = context_reserve(model)
-    probe = pretraining_batches(tok, preset, reserve)
-    before = lm_val_loss(gpt.to(device), probe) if cfg is None else base_lm_loss(gpt, probe, device)
-    max_new = max_new_tokens_for(tok, td.splits["train"], gpt.config.block_size) if td.kind != "labelled" else 0
-    save_json(out / "finetune.json", {
-        "format": FORMAT, "config": config.to_dict(), "kind": td.kind, "labels": td.labels, "preset": preset,
-        "method_config": cfg.to_dict() if cfg is not None else None, "base_fingerprint": base_print,
-        "max_new_tokens": max_new, "template": template_name, "minift_version": __version__})
+    if rank == 0:  # the forgetting probe, the scores and every file: rank 0's alone
+        probe = pretraining_batches(tok, preset, reserve)
+        before = lm_val_loss(gpt.to(device), probe) if cfg is None else base_lm_loss(gpt, probe, device)
+        max_new = max_new_tokens_for(tok, td.splits["train"], gpt.config.block_size) if td.kind != "labelled" else 0
+        save_json(out / "finetune.json", {
+            "format": FORMAT, "config": config.to_dict(), "kind": td.kind, "labels": td.labels, "preset": preset,
+            "method_config": cfg.to_dict() if cfg is not None else None, "base_fingerprint": base_print,
+            "max_new_tokens": max_new, "template": template_name, "minift_version": __version__})
 
     loss_fn, train_batches, val_batches, data_stats = _batches(config, model, tok, td, template)
-    tcfg = train_config(config, len(train_batches), progress)
+    tcfg = train_config(config, len(train_batches), progress, world)
     result = train(model, loss_fn, train_batches, tcfg, val_batches=val_batches, out_dir=out,
                    param_groups=param_groups(config, model), resume=resume and (out / "last.pt").is_file())
+    if rank > 0:
+        return None
     if (out / "best.pt").is_file():
         load_best(model, out)
     model.eval()
@@ -309,7 +318,8 @@ def finetune(config: FinetuneConfig, out_dir, force: bool = False, resume: bool 
         "final_val_loss": val_losses[-1] if val_losses else None, "tokens_per_s": result.tokens_per_s,
         "wall_seconds": time.perf_counter() - t_start, "peak_memory_mb": peak_memory_mb(device),
         "peak_memory_kind": "cuda_allocated" if device.type == "cuda" else "process_rss",
-        "mergeable": None if cfg is None else type(cfg).mergeable, "device": describe_device(device),
+        "mergeable": None if cfg is None else type(cfg).mergeable, "world_size": world,
+        "device": describe_device(device) + (f" × {world} processes (DDP)" if world > 1 else ""),
         "data": data_stats, "max_new_tokens": max_new}
     d = {**record.to_dict(), **extra}
     save_json(out / "results.json", d)

@@ -21,12 +21,18 @@ depends only on the step; last.pt holds the weights, the optimizer moments, the 
 and the random-number-generator states (dropout), so a resumed run continues exactly as if never stopped.
 Evaluation runs with the RNG state saved and restored, so evaluating more or less often changes nothing in training.
 
+Data parallel (launched by torchrun, W processes): rank r trains on micro-batches (step·K + k)·W + r, the model is
+wrapped in DistributedDataParallel, N and Σ S are summed over the ranks, and every rank ends the step with the
+gradient Σ_all ∇S / N_global, the one a single process with grad_accum = W·K would compute. Only rank 0 writes
+files. The mechanics and the maths are in minift/distributed.py; with one process none of it runs.
+
 Throughput counts *input positions* (B·T of each batch's input tensor, padding included): the work the hardware
 did. Supervised tokens (N) are fewer when prompts are masked.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import warnings
@@ -39,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import distributed
 from . import train_state as ckpt
 from .device import autocast_context, pick_device
 from .errors import ConfigError, InputError
@@ -112,7 +119,7 @@ class TrainResult:
     final_train_loss: float | None  # token-mean loss of the last step that had supervised tokens
     stopped_early: bool
     stop_reason: str                # "max_steps", "early_stopping (…)", "already finished"
-    tokens_seen: int                # input positions processed (B·T summed over micro-batches)
+    tokens_seen: int                # input positions processed (B·T summed over micro-batches and ranks)
     elapsed_s: float
     tokens_per_s: float
     history: list[dict] = field(default_factory=list)  # the metrics.jsonl records
@@ -161,41 +168,59 @@ def accumulate_gradients(model: torch.nn.Module, loss_fn: LossFn, batches, devic
     Expects the gradients to be None (or zero) on entry. `params`: the tensors whose grads are divided (default:
     the model's). Returns (token-mean loss Σ S_k / N as a float, N); N = 0 gives (0.0, 0) and leaves the grads
     unscaled (the caller skips the step). A non-finite loss is returned as is for the caller to report.
+    With `model` wrapped by `distributed.wrap` (W > 1 ranks), N and Σ S are summed over all ranks' micro-batches
+    and the gradient, which DDP averaged over the ranks, is divided by N/W: each rank ends with Σ_all ∇S / N.
     """
+    loss, n, _ = _accumulate(model, loss_fn, list(batches), device, params)
+    return loss, n
+
+
+def _accumulate(model, loss_fn: LossFn, batches: list, device, params) -> tuple[float, int, int]:
+    """`accumulate_gradients`, also returning the input positions processed (all ranks together)."""
     device = device or _device_of(model)
     sums, n_total = [], 0
-    for batch in batches:
-        with autocast_context(device):
-            loss_sum, n = loss_fn(model, move_to(batch, device))
-        if loss_sum.requires_grad:  # backward outside autocast, as PyTorch recommends
-            loss_sum.backward()
+    for k, batch in enumerate(batches):
+        with distributed.no_sync_unless(model, last=k == len(batches) - 1):  # DDP: all-reduce once, at the end
+            with autocast_context(device):
+                loss_sum, n = loss_fn(model, move_to(batch, device))
+            if loss_sum.requires_grad:  # backward outside autocast, as PyTorch recommends
+                loss_sum.backward()
         sums.append(loss_sum.detach().to(torch.promote_types(loss_sum.dtype, torch.float32)))
         n_total = n_total + n  # int or 0-d tensor: converted once below, so the GPU syncs once per step
     n_total, total = int(n_total), torch.stack(sums).sum().item()
+    tokens, world = sum(batch_tokens(b) for b in batches), distributed.world()[1]
+    if world > 1:  # the global N (and loss, positions): dividing by a rank's own n would be a mean of means
+        total, n_total, tokens = distributed.all_reduce_sum(total, n_total, tokens, device=device)
+        n_total, tokens = int(n_total), int(tokens)
     if n_total == 0:
-        return 0.0, 0
+        return 0.0, 0, tokens
     with torch.no_grad():
         for p in (model.parameters() if params is None else params):
             if p.grad is not None:
-                p.grad.div_(n_total)
-    return total / n_total, n_total
+                p.grad.div_(n_total / world)  # DDP averaged over W ranks: (1/W)·Σ∇S / (N/W) = Σ∇S / N
+    return total / n_total, n_total, tokens
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loss_fn: LossFn, batches, device: torch.device | None = None) -> float:
+def evaluate(model: torch.nn.Module, loss_fn: LossFn, batches, device: torch.device | None = None,
+             shard: bool = False) -> float:
     """Token-weighted mean loss Σ S_b / Σ n_b over all `batches`, in eval mode (no dropout), without gradients.
-    The model's train/eval mode is restored afterwards."""
+    The model's train/eval mode is restored afterwards. shard=True under torchrun: rank r evaluates batches
+    r, r + W, … and the sums are all-reduced, so every rank returns the same loss (one process: all batches)."""
     device = device or _device_of(model)
+    rank, world = distributed.world() if shard else (0, 1)
     was_training = model.training
     model.eval()
     try:
         total, n_total = 0.0, 0
-        for batch in batches:
+        for batch in itertools.islice(batches, rank, None, world):
             with autocast_context(device):
                 loss_sum, n = loss_fn(model, move_to(batch, device))
             total, n_total = total + float(loss_sum), n_total + int(n)
     finally:
         model.train(was_training)
+    if world > 1:
+        total, n_total = distributed.all_reduce_sum(total, n_total, device=device)
     if n_total == 0:
         raise InputError("evaluation batches contain no supervised tokens (every target is -100); "
                          "check the validation data and its masking")
@@ -209,16 +234,18 @@ def train(model: torch.nn.Module, loss_fn: LossFn, train_batches: Callable[[int]
     """Train `model` for config.max_steps optimizer steps (see the module docstring for one step).
 
     loss_fn(model, batch) → (S, n): summed per-token loss (scalar tensor) and number of supervised tokens.
-    train_batches(i) → the batch for global micro-batch i = step·grad_accum + k (a pure function of i).
+    train_batches(i) → the batch for global micro-batch i = step·grad_accum + k (a pure function of i); under
+        torchrun rank r of W takes i = (step·grad_accum + k)·W + r.
     val_batches: a list of batches evaluated in full every eval_every steps and at the end.
     param_groups: AdamW groups (default: `minift.optim.param_groups(model, config.weight_decay)`); a group's
         optional "lr_scale" multiplies the scheduled lr for that group.
     out_dir: receives metrics.jsonl, last.pt, best.pt (model state_dict at the best val loss) and loss.png.
     resume: continue from out_dir/last.pt. The model is left with its *last* weights; see `load_best`.
     """
-    device = pick_device(config.device)
+    device = distributed.init_from_env(pick_device(config.device))  # torchrun: join the group, pick this rank's GPU
+    rank, world = distributed.world()  # (0, 1) in one process
     model.to(device)
-    seed_everything(config.seed)
+    seed_everything(config.seed + rank)  # each rank its own dropout stream (nanoGPT); rank 0 = one process
     groups = list(default_param_groups(model, config.weight_decay) if param_groups is None else param_groups)
     if groups and not isinstance(groups[0], dict):
         groups = [{"params": groups}]
@@ -233,8 +260,10 @@ def train(model: torch.nn.Module, loss_fn: LossFn, train_batches: Callable[[int]
         raise ConfigError("resume=True needs the out_dir that holds last.pt")
     st = ckpt.RunState()
     if resume:
-        st = ckpt.load_last(out / "last.pt", model, opt, config)
-    history = ckpt.start_metrics(out, st.step)
+        st = ckpt.load_last(out / "last.pt", model, opt, config, rank, world)
+    files = out if rank == 0 else None  # where metrics, checkpoints and the plot go: rank 0 only
+    history = ckpt.start_metrics(out, st.step, write=rank == 0)
+    net = distributed.wrap(model, device)  # the forward/backward module: DDP around `model` when W > 1
     done_before, K, clip = st.step, config.grad_accum, config.grad_clip or float("inf")
     stop_reason = "already finished" if st.step >= config.max_steps else "max_steps"
     if config.patience and st.bad_evals >= config.patience:
@@ -242,12 +271,12 @@ def train(model: torch.nn.Module, loss_fn: LossFn, train_batches: Callable[[int]
 
     def log(record: dict):
         history.append(record)
-        if out is not None:
-            ckpt.append_metrics(out, record)
+        if files is not None:
+            ckpt.append_metrics(files, record)
 
-    bar = tqdm(total=config.max_steps, initial=st.step, desc=config.desc, disable=not config.progress)
+    bar = tqdm(total=config.max_steps, initial=st.step, desc=config.desc, disable=not config.progress or rank > 0)
     t_start, window_tokens, window_time, norm, lr = time.perf_counter(), 0, 0.0, torch.tensor(0.0), config.lr
-    model.train()
+    net.train()
     opt.zero_grad(set_to_none=True)
     try:
         while stop_reason == "max_steps" and st.step < config.max_steps:
@@ -255,12 +284,13 @@ def train(model: torch.nn.Module, loss_fn: LossFn, train_batches: Callable[[int]
             lr = cosine_lr(st.step, config.lr, config.warmup_steps, config.max_steps, config.floor_lr)
             for g in opt.param_groups:  # a group may scale the schedule (e.g. LoRA+ gives B a larger lr)
                 g["lr"] = lr * g.get("lr_scale", 1.0)
-            micro = [train_batches(st.step * K + k) for k in range(K)]
-            loss, n = accumulate_gradients(model, loss_fn, micro, device, params)
+            micro = [train_batches((st.step * K + k) * world + rank) for k in range(K)]  # W = 1: step·K + k
+            loss, n, tokens = _accumulate(net, loss_fn, micro, device, params)  # global loss, N, positions
             st.step += 1
             if n == 0:  # nothing supervised: no gradient to follow; never divide by zero
                 st.skipped += 1
-                warnings.warn(f"step {st.step}: no supervised tokens in the batch; step skipped", stacklevel=2)
+                if rank == 0:
+                    warnings.warn(f"step {st.step}: no supervised tokens in the batch; step skipped", stacklevel=2)
             elif not math.isfinite(loss):
                 raise InputError(f"step {st.step}: the training loss is {loss}; lower lr (now {lr:.3g}), "
                                  "check the data for empty or broken examples, or resume from last.pt")
@@ -270,7 +300,6 @@ def train(model: torch.nn.Module, loss_fn: LossFn, train_batches: Callable[[int]
                 st.last_loss = loss
             opt.zero_grad(set_to_none=True)
             model.zero_grad(set_to_none=True)  # also parameters that require grad but are in no group
-            tokens = sum(batch_tokens(b) for b in micro)
             dt = time.perf_counter() - t0
             st.tokens_seen, st.train_time = st.tokens_seen + tokens, st.train_time + dt
             window_tokens, window_time = window_tokens + tokens, window_time + dt
@@ -285,23 +314,26 @@ def train(model: torch.nn.Module, loss_fn: LossFn, train_batches: Callable[[int]
             if st.step % config.eval_every == 0 or st.step == config.max_steps:
                 if val_batches is not None:
                     with ckpt.rng_preserved():  # evaluation must not move the training RNG stream
-                        val = evaluate(model, loss_fn, val_batches, device)
+                        val = evaluate(model, loss_fn, val_batches, device, shard=True)
                     log({"step": st.step, "val_loss": val})
                     if st.best_val is None or val < st.best_val:
                         st.best_val, st.best_step, st.bad_evals = val, st.step, 0
-                        if out is not None and config.save_checkpoints:
-                            ckpt.save_best(out / "best.pt", model)
+                        if files is not None and config.save_checkpoints:
+                            ckpt.save_best(files / "best.pt", model)
                     else:
                         st.bad_evals += 1
                     if config.patience and st.bad_evals >= config.patience:
                         stop_reason = f"early_stopping (no improvement in {st.bad_evals} evaluations)"
                 if out is not None and config.save_checkpoints:
-                    ckpt.save_last(out / "last.pt", model, opt, config, st, time.perf_counter() - t_start)
+                    rngs = distributed.all_gather_object(ckpt.rng_state())  # every rank's dropout stream
+                    if files is not None:
+                        ckpt.save_last(files / "last.pt", model, opt, config, st, time.perf_counter() - t_start,
+                                       rngs)
     finally:
         bar.close()
     st.elapsed += time.perf_counter() - t_start
-    if out is not None and st.step > done_before:
-        ckpt.plot_losses(history, out / "loss.png", title=config.desc)
+    if files is not None and st.step > done_before:
+        ckpt.plot_losses(history, files / "loss.png", title=config.desc)
     return TrainResult(steps=st.step, best_val_loss=st.best_val, final_train_loss=st.last_loss,
                        stopped_early=stop_reason.startswith("early"), stop_reason=stop_reason,
                        tokens_seen=st.tokens_seen, elapsed_s=st.elapsed,

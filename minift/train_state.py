@@ -3,7 +3,8 @@
 last.pt — everything needed to continue a run exactly where it stopped:
     {"model": state_dict, "optimizer": state_dict (AdamW moments m, v and step counts), "state": RunState fields
      (step, best val loss, evaluations without improvement, tokens seen, time), "config": TrainConfig fields,
-     "rng": the generator states of torch (CPU and CUDA/MPS), NumPy and Python}
+     "rng": the generator states of torch (CPU and CUDA/MPS), NumPy and Python, "world_size": W (processes),
+     and under torchrun "rng_ranks": every rank's generator states (rank r resumes with its own)}
 best.pt — the model state_dict at the lowest validation loss (load it with `model.load_state_dict`).
 
 Only tensors and plain Python values are stored, because `minift.utils.torch_load` reads with
@@ -30,7 +31,9 @@ from .utils import append_jsonl, atomic_path, atomic_write_text, read_jsonl, tor
 
 FORMAT = "minift-train-1"
 # Changing these between a run and its resume would change which data each step sees, so resuming is refused.
-MUST_MATCH = ("grad_accum", "seed")
+# So would changing grad_accum × world size (the micro-batches of one step, minift/distributed.py); either factor
+# may change if the product stays (e.g. 2 processes × 2 → 1 process × 4).
+MUST_MATCH = ("seed",)
 
 
 @dataclass
@@ -87,11 +90,17 @@ def rng_preserved():
 
 # -- checkpoints ---------------------------------------------------------------------------------------------
 
-def save_last(path: Path, model, optimizer, config, st: RunState, elapsed_this_run: float) -> None:
+def save_last(path: Path, model, optimizer, config, st: RunState, elapsed_this_run: float,
+              rng_ranks: list[dict] | None = None) -> None:
+    """rng_ranks: every rank's `rng_state()` under torchrun (rank 0's first); None: this process's."""
     state = asdict(st)
     state["elapsed"] = st.elapsed + elapsed_this_run
-    torch_save_atomic({"format": FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                       "state": state, "config": config.to_dict(), "rng": rng_state()}, path)
+    rngs = rng_ranks or [rng_state()]
+    data = {"format": FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+            "config": config.to_dict(), "rng": rngs[0], "world_size": len(rngs)}
+    if len(rngs) > 1:
+        data["rng_ranks"] = rngs
+    torch_save_atomic(data, path)
 
 
 def save_best(path: Path, model) -> None:
@@ -108,11 +117,17 @@ def load_weights(model, path: Path):
     return model
 
 
-def load_last(path: Path, model, optimizer, config) -> RunState:
-    """Restore model, optimizer and RNG from last.pt; return the loop counters."""
+def load_last(path: Path, model, optimizer, config, rank: int = 0, world_size: int = 1) -> RunState:
+    """Restore model, optimizer and RNG (rank `rank` of `world_size`) from last.pt; return the loop counters."""
     data = torch_load(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a minift training checkpoint (last.pt); start without resume")
+    k_then, w_then = data["config"].get("grad_accum"), data.get("world_size", 1)
+    if k_then * w_then != config.grad_accum * world_size:
+        raise ConfigError(f"cannot resume {path}: it took grad_accum={k_then} × {w_then} process(es) = "
+                          f"{k_then * w_then} micro-batches per step, now {config.grad_accum} × {world_size} = "
+                          f"{config.grad_accum * world_size}; that decides which data each step sees, so keep "
+                          "the product or start a new run")
     changed = [k for k in MUST_MATCH if data["config"].get(k) != getattr(config, k)]
     if changed:
         was = ", ".join(f"{k}={data['config'].get(k)!r} (now {getattr(config, k)!r})" for k in changed)
@@ -123,19 +138,23 @@ def load_last(path: Path, model, optimizer, config) -> RunState:
         optimizer.load_state_dict(data["optimizer"])
     except (RuntimeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path} does not fit this model/optimizer: {str(e).splitlines()[0]}") from None
-    set_rng_state(data["rng"])
+    ranks = data.get("rng_ranks")
+    set_rng_state(ranks[rank] if ranks and len(ranks) == world_size else data["rng"])
     return RunState(**data["state"])
 
 
 # -- metrics and the loss plot -------------------------------------------------------------------------------
 
-def start_metrics(out: Path | None, step: int) -> list[dict]:
+def start_metrics(out: Path | None, step: int, write: bool = True) -> list[dict]:
     """A fresh run starts an empty metrics.jsonl; a resumed one keeps the records up to its step. Records after
-    it (written between the checkpoint and a crash) are dropped, since the resumed run writes them again."""
+    it (written between the checkpoint and a crash) are dropped, since the resumed run writes them again.
+    write=False (torchrun ranks other than 0): only read the kept records; the file is rank 0's."""
     if out is None:
         return []
     path = out / "metrics.jsonl"
     kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step] if step > 0 and path.is_file() else []
+    if not write:
+        return kept
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
     return kept

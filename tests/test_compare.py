@@ -204,3 +204,9 @@ def test_every_method_is_documented():
     """The module docstring describes every default method, and the default list is every method there is."""
     described = {line.split()[0] for line in cmp.__doc__.splitlines() if line.startswith("    ") and line.split()}
     assert set(cmp.DEFAULT_METHODS) == set(METHOD_DEFAULTS) <= described
+
+
+def test_compare_refuses_torchrun(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="without torchrun"):
+        cmp.compare("quick", "sentiment", ["full"], out_dir=tmp_path / "c", **OVERRIDES)
