@@ -28,7 +28,7 @@ def _label(key: str) -> str:
     return key.replace("test_", "test ").replace("heldout_", "heldout ").replace("_", " ")
 
 
-def _minutes(seconds: float) -> str:
+def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
 
 
@@ -45,7 +45,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
             f"{r['peak_memory_mb']:.0f} MB " + ("CUDA" if r["peak_memory_kind"] == "cuda_allocated" else "RSS")
         saved = human_bytes(r["weights_bytes"]) + (" (whole model)" if r["adapter_bytes"] is None else "")
         merge = {True: "yes", False: "no", None: "— (is the model)"}[r["mergeable"]]
-        wall = _minutes(r["wall_seconds"]) if r.get("wall_seconds") is not None else "—"
+        wall = _duration(r["wall_seconds"]) if r.get("wall_seconds") is not None else "—"
         cells = [r["method"], f"{r['trainable_params']:,}", f"{r['trainable_pct']:.3g}%",
                  human_bytes(r["optimizer_state_bytes"]), mem, f"{r['step_ms']:.0f} ms", f"{r['tokens_per_s']:,.0f}",
                  score, *(f"{r['extra_metrics'][k]:.3f}" for k in extra),

@@ -139,7 +139,8 @@ def generate_answers(model, tok, examples: list[dict], template: PromptTemplate,
 
 
 def max_new_tokens_for(tok, examples: list[dict], block_size: int) -> int:
-    """Room for the longest training answer plus a margin of 8 tokens (EOS included), at most half the context."""
+    """Room for the longest training answer plus a margin of 8 tokens (which also covers EOS and the template's
+    response prefix, at most one token more), at most half the context."""
     longest = max(len(tok.encode(ex["output"])) for ex in examples)
     return max(1, min(longest + 8, block_size // 2))
 
