@@ -2,7 +2,7 @@
 # # Lesson 01 — The transformer, piece by piece
 #
 # A language model reads a sequence of tokens and, at every position, predicts a probability distribution over the
-# next token. This lesson takes minift's GPT (`minift/model.py`) apart and rebuilds the interesting pieces by hand:
+# next token. This lesson takes minift's GPT (`minift/model/gpt.py`) apart and rebuilds the interesting pieces by hand:
 #
 # 1. **tokens** — text becomes integer ids with a byte-level BPE tokenizer;
 # 2. **embeddings** — ids become vectors, plus a vector for each position;
@@ -29,10 +29,9 @@ import torch
 from matplotlib.colors import PowerNorm
 
 from minift.base import PRESETS, base_dir, load_base
-from minift.corpus import generate_corpus
-from minift.model import GPT, causal_mask
-from minift.tokenizer import Tokenizer
-from minift.utils import seed_everything
+from minift.data import generate_corpus
+from minift.model import GPT, Tokenizer, causal_mask
+from minift.training import seed_everything
 
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 # the pretrained model to look inside: `tiny` if lesson 02 (or `minift pretrain`) has already cached it

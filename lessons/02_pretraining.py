@@ -5,7 +5,7 @@
 # large amount of general text. We will
 #
 # 1. turn the built-in corpus into a token stream and cut it into training windows;
-# 2. write the training loop in ten lines, then see that `minift.train.train` is that loop with bookkeeping;
+# 2. write the training loop in ten lines, then see that `minift.training.train` is that loop with bookkeeping;
 # 3. race AdamW against plain SGD on the same model for the same number of steps;
 # 4. plot the learning-rate schedule (warmup, then cosine decay);
 # 5. pretrain (or load) the base model that every later lesson fine-tunes, and read its loss curve;
@@ -22,10 +22,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from minift.base import PRESETS, base_dir, load_base, pretraining_data, pretraining_val_loss
+from minift.files import read_jsonl
 from minift.model import GPT, GPTConfig
-from minift.optim import AdamW, clip_grad_norm, cosine_lr, param_groups
-from minift.train import TrainConfig, lm_loss_fn, random_windows, train
-from minift.utils import read_jsonl, seed_everything
+from minift.training import (AdamW, TrainConfig, clip_grad_norm, cosine_lr, lm_loss_fn, param_groups, random_windows,
+                             seed_everything, train)
 
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 PRESET = "quick" if QUICK else "tiny"  # the base model we pretrain / load in section 5
@@ -74,7 +74,7 @@ assert torch.equal(x[0, 1:], y[0, :-1])  # the target is the input shifted by on
 # 5. update: `opt.step()` moves the weights; then clear the gradients.
 #
 # Here it is, written out with minift's pieces. `lm_loss_fn` returns the *summed* loss and the number of target
-# tokens (that convention makes gradient accumulation exact; see `minift/train.py`).
+# tokens (that convention makes gradient accumulation exact; see `minift/training/loop.py`).
 
 # %%
 CFG = GPTConfig(vocab_size=tok.vocab_size, block_size=BLOCK, n_layer=2, n_head=2, d_model=64)
@@ -111,7 +111,7 @@ hand = train_by_hand(adamw)
 print(f"initial loss {hand[0]:.3f} (ln V = {math.log(tok.vocab_size):.3f}); after {STEPS} steps {hand[-1]:.3f}")
 
 # %% [markdown]
-# `minift.train.train` runs the same loop and adds what a real run needs: gradient accumulation, periodic
+# `minift.training.train` runs the same loop and adds what a real run needs: gradient accumulation, periodic
 # evaluation on held-out data, logging to `metrics.jsonl`, checkpoints (`last.pt` to resume, `best.pt` at the lowest
 # validation loss), a progress bar, bf16 autocast on a GPU. With the same settings it takes the same steps, so the
 # two loss curves should lie on top of each other (up to float rounding: `train` divides the summed loss after the
@@ -134,7 +134,7 @@ assert len(lib) == STEPS and gap < 1e-3  # the same loop
 
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 ax.plot(range(1, STEPS + 1), hand, label="loop by hand", lw=3, alpha=0.5)
-ax.plot(range(1, STEPS + 1), lib, "--", label="minift.train.train")
+ax.plot(range(1, STEPS + 1), lib, "--", label="minift.training.train")
 ax.plot(*zip(*vals), "o", label="validation loss (train())")
 ax.set_xlabel("step")
 ax.set_ylabel("cross-entropy (nats/token)")

@@ -33,8 +33,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from minift.base import load_base
+from minift.files import read_jsonl
 from minift.finetune import FinetuneConfig, finetune, load_finetuned
-from minift.utils import read_jsonl, seed_everything
+from minift.training import seed_everything
 
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 PRESET = "quick" if QUICK else "tiny"
@@ -169,6 +170,8 @@ print(f"without patience: {overfit['steps']} steps, stop reason: {overfit['stop_
 print(f"with patience 3:  {stopped['steps']} steps, stop reason: {stopped['stop_reason']}; kept the checkpoint of "
       f"step {stopped['best_step']} (validation loss {stopped['val_loss']:.3f}; at the end of the long run it was "
       f"{overfit['final_val_loss']:.3f})")
+# the kept checkpoint is the best evaluation, never a later one
+assert stopped["val_loss"] == min(v for _, v in stopped["val_curve"]) and stopped["best_step"] <= stopped["steps"]
 fig, ax = plt.subplots(figsize=(7.5, 3.8))
 ax.plot(*zip(*overfit["train_curve"]), label="training loss (32 posts)", color="tab:blue")
 ax.plot(*zip(*overfit["val_curve"]), label="validation loss (32 posts)", color="tab:orange")
@@ -210,6 +213,9 @@ for k, res in frozen.items():
     what = "everything" if k == n_layer else f"last {k} block(s) + LN"
     print(f"{what:<24} {res['trainable_params']:>11,} {res['metrics']['test']['accuracy']:>10.1%} "
           f"{res['forgetting']['delta_loss']:>+19.3f}")
+per_block = sum(p.numel() for p in base.blocks[0].parameters())
+for k in range(0, min(3, n_layer)):  # the last k blocks + the final LayerNorm + the new head (2 labels × (d + 1))
+    assert frozen[k]["trainable_params"] == k * per_block + 2 * base.config.d_model + 2 * (base.config.d_model + 1)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
 ks = list(frozen)
 labels = [("all" if k == n_layer else f"top {k}") for k in ks]

@@ -27,12 +27,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from minift.classify import (Classifier, bow_logreg_baseline, classify_collate, encode_labelled, majority_baseline,
-                             predict, words)
-from minift.eval import per_class_f1
-from minift.finetune import FinetuneConfig, finetune, load_finetuned
-from minift.runs import load_task_data
-from minift.utils import read_jsonl, seed_everything
+from minift.data import load_task_data, per_class_f1
+from minift.files import read_jsonl
+from minift.finetune import (Classifier, FinetuneConfig, bow_logreg_baseline, encode_labelled, finetune,
+                             load_finetuned, majority_baseline, predict)
+from minift.finetune.classify import classify_collate, words
+from minift.training import seed_everything
 
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 PRESET = "quick" if QUICK else "tiny"
@@ -106,7 +106,7 @@ print(f"\n{a!r} (negative) and {b!r} (positive)\nlook the same to a bag of words
 # ## 3. The classifier: a head on the last real token
 #
 # A GPT produces one hidden vector per position. In a causal model the vector at position $t$ has seen only tokens
-# $0 \dots t$, so the **last** token's vector is the only one that has read the whole post. `minift.classify.Classifier`
+# $0 \dots t$, so the **last** token's vector is the only one that has read the whole post. `minift.finetune.Classifier`
 # puts a new linear layer (the *head*) on it:
 #
 # $$h = \mathrm{GPT}(\text{ids}) \in \mathbb{R}^{T \times d} \qquad
@@ -186,6 +186,8 @@ print(f"logits padded, read at ℓ             {padded}  → {td.labels[padded.a
 print(f"logits padded, read at column −1     {naive}  → {td.labels[naive.argmax()]}")
 print(f"max |alone − padded at ℓ| = {(alone - padded).abs().max():.2e}; "
       f"max |alone − column −1| = {(alone - naive).abs().max():.2e}")
+assert Classifier.last_token_index(mask).item() == len(ids) - 1
+assert torch.allclose(alone, padded, atol=1e-5), "reading the last real token must ignore the padding"
 
 # %% [markdown]
 # The read-out at $\ell$ reproduces the unpadded logits to float precision; the last column gives different
@@ -286,7 +288,7 @@ for ex, p in wrong[:6]:
 #
 # 1. Freeze the body (`FinetuneConfig(freeze_until=0)` trains only the final LayerNorm and the head): how much of
 #    the accuracy is the pretrained representation, and how much comes from changing it?
-# 2. Add a neutral class: `minift.tasks.build_sentiment(0, neutral=True)` makes three-way data; export it with
+# 2. Add a neutral class: `minift.data.tasks.build_sentiment(0, neutral=True)` makes three-way data; export it with
 #    `minift data export` or write it as JSONL, and fine-tune with `FinetuneConfig(data=...)`.
 # 3. Give the bag of words bigrams (`ngram=2`) per construction: which construction do word pairs fix?
 # 4. Train with fewer examples (`n_train=50`, `n_train=100`): at what size does the transformer stop beating the

@@ -28,14 +28,12 @@ import matplotlib.pyplot as plt
 import torch
 
 from minift.base import load_base
-from minift.eval import exact_match, normalize_answer
-from minift.finetune import FinetuneConfig, finetune, load_finetuned
+from minift.data import exact_match, load_task_data, normalize_answer
+from minift.finetune import (ALPACA, FinetuneConfig, PLAIN, collate_right, encode_dataset, encode_example,
+                             evaluate_task, finetune, generate_batch, lm_val_loss, load_finetuned,
+                             max_new_tokens_for, pretraining_batches, sft_collate, sft_loss_fn)
 from minift.model import IGNORE_INDEX
-from minift.runs import evaluate_task, lm_val_loss, load_task_data, max_new_tokens_for, pretraining_batches
-from minift.sft import (ALPACA, PLAIN, collate_right, encode_dataset, encode_example, generate_batch, sft_collate,
-                        sft_loss_fn)
-from minift.train import TrainConfig, epoch_batches, evaluate, train
-from minift.utils import seed_everything
+from minift.training import TrainConfig, epoch_batches, evaluate, seed_everything, train
 
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 PRESET = "quick" if QUICK else "tiny"
@@ -99,6 +97,7 @@ for t, (i, y) in enumerate(zip(enc["input_ids"], enc["labels"])):
 n_masked = sum(y == IGNORE_INDEX for y in enc["labels"])
 print(f"masked labels: {n_masked} (= P − 1 = {P - 1}); supervised: {len(enc['labels']) - n_masked}, the last one "
       f"is EOS: {enc['labels'][-1] == tok.eos_id}")
+assert n_masked == P - 1 and enc["labels"][-1] == tok.eos_id
 
 # %% [markdown]
 # A batch is a rectangle, so shorter rows are padded on the right with `<|pad|>`; their labels are −100 too, so

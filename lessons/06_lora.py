@@ -19,7 +19,6 @@
 
 # %%
 import copy
-import math
 import os
 import tempfile
 import time
@@ -29,14 +28,14 @@ import matplotlib.pyplot as plt
 import torch
 
 from minift.base import base_dir, load_base, load_model_dir
-from minift.classify import collate_classify, encode_labelled
-from minift.finetune import FinetuneConfig, finetune, load_finetuned
+from minift.data import load_task
+from minift.finetune import FinetuneConfig, collate_classify, encode_labelled, finetune, load_finetuned
 from minift.peft import merge, merge_and_unload, unmerge
 from minift.peft.core import peft_modules
 from minift.peft.lora import LoRALinear, lora_scale
-from minift.runs import markdown_table, path_bytes
-from minift.tasks import load_task
-from minift.utils import seed_everything
+from minift.tables import markdown_table
+from minift.training import seed_everything
+from minift.training.costs import path_bytes
 
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 PRESET = "quick" if QUICK else "tiny"
@@ -76,11 +75,11 @@ base, tok = load_base(PRESET, progress=False)
 tuned, _ = load_model_dir(full_dir / "model")  # the fully fine-tuned GPT body (the head is in head.pt)
 print(f"full fine-tuning: {full['trainable_params']:,} trainable parameters, test accuracy "
       f"{full['metrics']['test']['accuracy']:.3f}, {full['steps']} steps, {full['wall_seconds']:.0f} s")
-print(f"baselines on the same test posts: " + ", ".join(f"{k} {v['accuracy']:.3f}"
+print("baselines on the same test posts: " + ", ".join(f"{k} {v['accuracy']:.3f}"
                                                       for k, v in full["baselines"].items()))
 
 L = base.config.n_layer
-names = [f"blocks.0.attn.q.weight", f"blocks.{L - 1}.attn.v.weight", f"blocks.{min(1, L - 1)}.mlp.fc.weight",
+names = ["blocks.0.attn.q.weight", f"blocks.{L - 1}.attn.v.weight", f"blocks.{min(1, L - 1)}.mlp.fc.weight",
          f"blocks.{L - 1}.mlp.proj.weight"]
 W0, Wft = dict(base.named_parameters()), dict(tuned.named_parameters())
 torch.manual_seed(0)
@@ -164,6 +163,7 @@ print(f"W₀ {tuple(lin.weight.shape)} frozen: {d_in * d_out:,} numbers;  A {tup
 x = torch.randn(2, 5, d_in)  # (B, T, in)
 y = layer(x)
 print("B = 0 ⇒ output identical to the base layer:", torch.equal(y, lin(x)))
+assert torch.equal(y, lin(x))
 y.pow(2).sum().backward()  # any loss
 print(f"first backward: max |∂L/∂A| = {layer.lora_A.grad.abs().max().item():.1f}, "
       f"‖∂L/∂B‖ = {layer.lora_B.grad.norm().item():.3f}")
@@ -179,6 +179,8 @@ with torch.no_grad():
     print(f"s = α/r = {layer.alpha}/{layer.r} = {layer.scale}")
     print("max |LoRALinear − x(W₀ + sBA)ᵀ − b| =", (layer(x) - by_hand).abs().max().item())
     print("rank of ΔW = sBA:", torch.linalg.matrix_rank(layer.delta_weight()).item(), "of a possible", d_in)
+    assert torch.allclose(layer(x), by_hand, atol=1e-5)
+    assert torch.linalg.matrix_rank(layer.delta_weight()).item() == layer.r
 
 # %% [markdown]
 # ### The scale: α/r or α/√r?
@@ -343,6 +345,8 @@ w_after = model.body.blocks[0].attn.q.base.weight
 print(f"after unmerge: max |W − W₀| = {(w_after - w_before).abs().max().item():.2e}, "
       f"max |logits − unmerged| = {(again - unmerged).abs().max().item():.2e}")
 print("same predictions merged and unmerged:", torch.equal(merged.argmax(-1), unmerged.argmax(-1)))
+assert torch.allclose(merged, unmerged, atol=1e-4) and torch.allclose(again, unmerged, atol=1e-5)
+assert torch.allclose(w_after, w_before, atol=1e-6)
 
 # %% [markdown]
 # Now time a forward pass on a single post (batch 1, the latency a user waits for) and on a batch of 32 posts, three

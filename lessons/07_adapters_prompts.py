@@ -36,8 +36,8 @@ from minift.finetune import FinetuneConfig, finetune
 from minift.peft import apply_method, count_parameters, disabled, merge, method_config, unmerge
 from minift.peft.adapters import adapter_parameter_count
 from minift.peft.core import peft_modules
-from minift.runs import markdown_table
-from minift.utils import seed_everything
+from minift.tables import markdown_table
+from minift.training import seed_everything
 
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 PRESET = "quick" if QUICK else "tiny"
@@ -224,6 +224,7 @@ with torch.no_grad():
 print(f"soft prompt of P = {len(hard)} vectors = embeddings of {instruction!r}")
 print("logits on the input positions: soft", tuple(logits_soft.shape), "vs hard prompt", tuple(logits_hard.shape),
       f"→ max |difference| = {(logits_soft - logits_hard[:, len(hard):]).abs().max().item():.2e}")
+assert torch.allclose(logits_soft, logits_hard[:, len(hard):], atol=1e-5), "a soft prompt from text = that text"
 
 # %% [markdown]
 # (IA)³, like LoRA, can be merged: scaling a linear layer's output by $l$ is the same as scaling the rows of its
@@ -241,6 +242,7 @@ with torch.no_grad():
     unmerge(ia3)
 print(f"(IA)³ with random scales: max |merged − unmerged| = {(merged - scaled).abs().max().item():.2e}; "
       f"differs from the base by {(scaled - reference).abs().max().item():.2f}")
+assert torch.allclose(merged, scaled, atol=1e-4) and not torch.allclose(scaled, reference, atol=1e-2)
 
 # %% [markdown]
 # ## 3. Side by side on one task
@@ -248,8 +250,8 @@ print(f"(IA)³ with random scales: max |merged − unmerged| = {(merged - scaled
 # Now each method is trained on the sentiment task (500 posts, positive or negative, where the deciding clause is
 # the one after "but" or the one *not* introduced by "although") with the same budget: 8 epochs, batch 16, a new
 # classification head on the last token, and each method's own learning rate (the `lr` column: methods with fewer
-# trainable numbers get larger steps; these are minift's defaults, `METHOD_DEFAULTS`, when this lesson was written). Prefix tuning starts from real keys and values
-# (`init="vocab"`). LoRA ($r = 8$, $\alpha = 16$) and full fine-tuning run with the same budget as references.
+# trainable numbers get larger steps; each method's `default_lr` when this lesson was written). Prefix tuning
+# starts from real keys and values (`init="vocab"`). LoRA ($r = 8$, $\alpha = 16$) and full fine-tuning run with the same budget as references.
 
 # %%
 RUNS = [("full", {}, 3e-4), ("lora", {}, 2e-3), ("adapter-houlsby", {}, 3e-3), ("adapter-pfeiffer", {}, 3e-3),

@@ -31,13 +31,11 @@ import torch
 from matplotlib.colors import ListedColormap
 
 from minift.base import load_base
-from minift.classify import collate_classify
-from minift.finetune import FinetuneConfig, finetune, load_finetuned
-from minift.optim import AdamW
+from minift.finetune import FinetuneConfig, collate_classify, finetune, load_finetuned
 from minift.peft import apply_method, count_parameters, method_config
 from minift.peft.reft import LoReFT, generate as reft_generate, prompt_lengths
-from minift.runs import markdown_table
-from minift.utils import seed_everything
+from minift.tables import markdown_table
+from minift.training import AdamW, seed_everything
 
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 PRESET = "quick" if QUICK else "tiny"
@@ -89,6 +87,8 @@ with torch.no_grad():
     print(f"‖Φ(h) − h‖ / ‖h‖ at init        = {((out - h).norm() / h.norm()).item():.3f}  (not a no-op)")
     ident = LoReFT(d, r, init="identity")
     print("identity init (W = R, b = 0): max |Φ(h) − h| =", (ident(h) - h).abs().max().item())
+    assert torch.allclose(out, by_hand, atol=1e-5) and torch.allclose(out @ R.T, h @ W.T + b, atol=1e-5)
+    assert ((out - h) @ complement).abs().max() < 1e-5 and torch.allclose(ident(h), h, atol=1e-5)
 
 # %% [markdown]
 # LoReFT, as in the reference code (pyreft), starts with $W$ and $b$ at `nn.Linear`'s random initialisation, so it
@@ -110,6 +110,7 @@ with torch.no_grad():
     R = phi.R
     deviation = (R @ R.T - torch.eye(r)).abs().max().item()
     print(f"after training: loss {loss.item():.3f}; max |R Rᵀ − I| = {deviation:.2e}")
+    assert deviation < 1e-5, "R must stay orthonormal: it is parametrised, not projected after each step"
     print("trainable tensor behind R:", tuple(phi.rotate.parametrizations.weight.original.shape),
           "(Householder reflectors; R itself is computed from it on every call)")
 
@@ -181,6 +182,7 @@ with torch.no_grad():
     changed = (suffix(one)[0] - base(one)[0])[0].abs().amax(-1)  # (T,)
 n = one.size(1)
 print("positions with bit-identical logits:", [t for t in range(n) if changed[t] == 0], f"(prompt length {n})")
+assert bool((changed[:n - 3] == 0).all()), "a causal model: an edit at the last 3 positions cannot reach earlier ones"
 fig, ax = plt.subplots(figsize=(7, 2.6))
 ax.bar(range(n), changed.numpy(), color=["tab:orange" if t >= n - 3 else "tab:grey" for t in range(n)])
 ax.set_xticks(range(n), [tok.decode([t]).replace(" ", "·") for t in one[0].tolist()], rotation=90, fontsize=8)
@@ -194,7 +196,7 @@ plt.show()
 # Same task (sentiment), same budget (8 epochs, batch 16, a new classification head), LoRA at its defaults
 # ($r = 8$ on $W_q, W_v$ of every block) against LoReFT at rank 4 on `f3+l3` after every block, untied, and a
 # smaller LoReFT of rank 1. ReFT's few numbers each carry more of the change, so it trains with a larger learning
-# rate (the `lr` column; minift's defaults, `METHOD_DEFAULTS`, when this lesson was written).
+# rate (the `lr` column; each method's `default_lr` when this lesson was written).
 #
 # Parameter counts: LoRA $4Lrd$; LoReFT $n_\text{int}(2rd + r)$ with $n_\text{int} = 2L$. Both plus the head, $2d + 2$.
 
@@ -266,6 +268,7 @@ with torch.no_grad():
 print("cached   :", repr(tok.decode(cached[0].tolist())))
 print("uncached :", repr(tok.decode(uncached[0].tolist())))
 print("cached == uncached (prompt pinned):", torch.equal(cached, uncached))
+assert torch.equal(cached, uncached)
 print("uncached without pinning:", repr(tok.decode(sliding[0].tolist())),
       "— same tokens" if torch.equal(sliding, cached) else "— different tokens")
 with torch.no_grad():
@@ -274,6 +277,7 @@ with torch.no_grad():
     unpinned_logits, _ = gpt(cached[:, :-1])  # the same text, but now all of it counts as "the prompt"
 print("teacher-forced logits with the pinned prompt pick the same tokens:",
       torch.equal(full_logits[0, prompt.size(1) - 1:].argmax(-1), cached[0, prompt.size(1):]))
+assert torch.equal(full_logits[0, prompt.size(1) - 1:].argmax(-1), cached[0, prompt.size(1):])
 print(f"the same text without pinning: max |Δ logits| = {(unpinned_logits - full_logits).abs().max().item():.3f}")
 
 # %% [markdown]

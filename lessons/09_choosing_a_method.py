@@ -30,9 +30,11 @@ import torch
 from minift.base import load_base
 from minift.compare import compare, draw_forgetting_vs_metric, draw_metric_vs_params, markdown
 from minift.errors import ConfigError
-from minift.finetune import DEFAULT_EPOCHS, METHOD_DEFAULTS, load_finetuned
+from minift.files import load_json, minift_home
+from minift.finetune import DEFAULT_EPOCHS, FULL_FINETUNING_LR, load_finetuned
+from minift.peft import METHODS as PEFT_METHODS
 from minift.peft import apply_method, merge, method_config
-from minift.utils import load_json, minift_home, seed_everything
+from minift.training import seed_everything
 
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 BASE = "quick" if QUICK else "tiny"
@@ -51,11 +53,13 @@ print(f"mode: {'quick' if QUICK else 'full'}; base {BASE!r}; methods {', '.join(
 # `OUT/<method>/seed<k>/`, then gathers one row per method. Everything except the method is held fixed: the same
 # 500 training posts of the `sentiment` task (a subset in quick mode), the same number of passes over them, the
 # same validation-based choice of the best checkpoint, the same 200 test posts. Each method keeps its own learning
-# rate — methods with fewer trainable numbers need bigger steps (the table in `minift/compare.py`):
+# rate — methods with fewer trainable numbers need bigger steps. Each method's config carries its default and the
+# reason for it (`default_lr`, `lr_reason`; `minift methods` prints the same table):
 
 # %%
 for m in METHODS:
-    print(f"{m:<16} lr {METHOD_DEFAULTS[m]['lr']:<7g} options {METHOD_DEFAULTS[m]['options'] or '—'}")
+    lr = FULL_FINETUNING_LR if m == "full" else PEFT_METHODS[m].default_lr
+    print(f"{m:<16} lr {lr:<7g} {'' if m == 'full' else PEFT_METHODS[m].lr_reason}")
 
 # %% [markdown]
 # Each run starts in a fresh Python process, so its peak memory is its own (a process's peak never goes down).
@@ -202,6 +206,7 @@ with torch.no_grad():
     merge(clf)
     after = clf(ids)
 print(f"largest |logit change| after merging: {(before - after).abs().max():.2e}")
+assert torch.allclose(before, after, atol=1e-4), "merging LoRA must not change the function"
 
 base, _ = load_base(BASE, progress=False)
 try:

@@ -1,6 +1,6 @@
-"""`python -m minift` runs the command line, like the `minift` console script."""
+"""`python -m minift ...` is the `minift` command (also what torchrun starts: `torchrun ... -m minift finetune ...`)."""
 import sys
 
-from .cli import main
+from minift.cli import main
 
 sys.exit(main())

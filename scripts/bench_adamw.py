@@ -4,7 +4,7 @@
     python scripts/bench_adamw.py --params-preset all --device cuda --steps 50
 
 For each preset a GPT is built only to copy its parameter shapes into independent parameter lists (one per
-optimizer, split by `minift.optim.param_groups`, λ = 0.1), every parameter gets a fixed random gradient, and the
+optimizer, split by `minift.training.optim.param_groups`, λ = 0.1), every parameter gets a fixed random gradient, and the
 optimizers are timed in the same process, alternating in short rounds after a warm-up so that both see the same
 machine load. Reported: the median milliseconds per `step()` of both libraries in their default configuration
 (foreach=None: the per-tensor loop on CPU, the foreach path on CUDA) and with foreach forced on, and the ratios.
@@ -21,8 +21,8 @@ import time
 import torch
 from torch import nn
 
-from minift.model import GPT, GPTConfig
-from minift.optim import AdamW, param_groups
+from minift.model.gpt import GPT, GPTConfig
+from minift.training.optim import AdamW, param_groups
 
 PRESETS = {
     "small": GPTConfig(vocab_size=4096, block_size=256, n_layer=4, n_head=4, d_model=256),

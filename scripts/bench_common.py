@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from minift.device import pick_device
+from minift.training.device import pick_device
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

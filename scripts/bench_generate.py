@@ -32,7 +32,7 @@ import time
 import torch
 
 import bench_common as bc
-from minift.model import GPT, GPTConfig
+from minift.model.gpt import GPT, GPTConfig
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -3,7 +3,7 @@
 What runs. One GPT (default: the `tiny` shape d=192, L=4, H=4, V=2048, T=128, batch 16), randomly initialised,
 copied twice: one copy trains every weight (full fine-tuning), the other gets LoRA (r=8, α=16, on attn.q and attn.v)
 with everything else frozen. One training step = forward, next-token loss, backward, global-norm clipping at 1.0
-and minift's AdamW step — what `minift.train.train` does per step. Both copies see the same batches; their steps
+and minift's AdamW step — what `minift.training.train` does per step. Both copies see the same batches; their steps
 ALTERNATE (full, lora, lora, full, …) in one process, each step is timed on its own (with a device synchronise) and
 the median is reported, so drift on a shared machine hits both alike. Peak memory is measured in a fresh process
 per method (a second run of this script with --memory-of), because a process's peak RSS never goes back down; on
@@ -50,11 +50,11 @@ from pathlib import Path
 import torch
 
 import bench_common as bc
-from minift.runs import own_peak_rss_mb, reset_peak_rss
-from minift.model import GPT, GPTConfig
-from minift.optim import AdamW, clip_grad_norm, param_groups
+from minift.training.costs import own_peak_rss_mb, reset_peak_rss
+from minift.model.gpt import GPT, GPTConfig
+from minift.training.optim import AdamW, clip_grad_norm, param_groups
 from minift.peft import adapter_state_dict, apply_method, method_config
-from minift.train import lm_loss_fn, random_windows
+from minift.training.batches import lm_loss_fn, random_windows
 
 METHODS = ("full", "lora")
 

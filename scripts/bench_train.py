@@ -1,7 +1,7 @@
 """Benchmark: training throughput of minift against a bare PyTorch loop of the same shape, same process.
 
 What runs.
-  * minift: `minift.model.GPT`, trained by `minift.train.train` (its `minift.optim.AdamW`, cosine schedule, global
+  * minift: `minift.model.GPT`, trained by `minift.training.train` (its `minift.training.optim.AdamW`, cosine schedule, global
     clipping at 1.0, loss = summed per-token cross-entropy ÷ N) on `random_windows` batches, progress bar off, no
     checkpoints, no validation.
   * reference: a minimal nanoGPT-style model written below (fused q/k/v projection `c_attn`, attention through
@@ -43,10 +43,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import bench_common as bc
-from minift.device import uses_bf16_autocast
-from minift.model import GPT, GPTConfig
-from minift.optim import param_groups
-from minift.train import TrainConfig, lm_loss_fn, random_windows, train
+from minift.training.device import uses_bf16_autocast
+from minift.model.gpt import GPT, GPTConfig
+from minift.training.optim import param_groups
+from minift.training.batches import lm_loss_fn, random_windows
+from minift.training.config import TrainConfig
+from minift.training.loop import train
 
 LR, BETAS, WEIGHT_DECAY, CLIP = 3e-4, (0.9, 0.95), 0.1, 1.0
 
@@ -117,7 +119,7 @@ def run_reference(model, batches, steps: int, warmup: int, device, dtype) -> tup
 
 
 def run_minift(model, batches, steps: int, warmup: int, device_name: str) -> tuple[float, float]:
-    """minift.train.train with logging every step; returns (seconds of the timed steps, last loss)."""
+    """minift.training.train with logging every step; returns (seconds of the timed steps, last loss)."""
     total = warmup + steps
     cfg = TrainConfig(max_steps=total, lr=LR, warmup_steps=0, weight_decay=WEIGHT_DECAY, betas=BETAS,
                       grad_clip=CLIP, log_every=1, eval_every=total, device=device_name,
@@ -145,7 +147,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     device, _ = bc.resolve_device(args)
-    dtype = torch.bfloat16 if uses_bf16_autocast(device) else torch.float32  # what minift.train will use
+    dtype = torch.bfloat16 if uses_bf16_autocast(device) else torch.float32  # what minift.training.train will use
     V, T, L, H, d, B = args.vocab_size, args.block_size, args.n_layer, args.n_head, args.d_model, args.batch_size
 
     torch.manual_seed(args.seed)

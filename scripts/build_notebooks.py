@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    from minift.utils import atomic_path
+    from minift.files import atomic_path
 
     paths = lesson_paths(args.only)
     if not paths:

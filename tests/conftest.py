@@ -24,6 +24,6 @@ def minift_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def quick_base(minift_home):
     """(model, tokenizer) of the `quick` preset, pretrained once into the session cache."""
-    from minift.base import load_base
+    from minift.base.cache import load_base
 
     return load_base("quick", progress=False)

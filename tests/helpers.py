@@ -16,10 +16,10 @@ from contextlib import nullcontext
 import torch
 import torch.nn as nn
 
-from minift.model import GPT, GPTConfig
-from minift.optim import AdamW, param_groups
+from minift.model.gpt import GPT, GPTConfig
+from minift.training.optim import AdamW, param_groups
 from minift.peft import LoRALinear
-from minift.utils import seed_everything
+from minift.training.device import seed_everything
 
 # ---------------------------------------------------------------------------------------------------------------
 # The model tests

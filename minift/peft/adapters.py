@@ -20,7 +20,7 @@ How it is wired: the adapter becomes a child module of the sublayer it follows (
 `blocks[i].mlp.adapter`, or `blocks[i].adapter` for Pfeiffer) and a forward hook on that sublayer passes the
 sublayer's output through it. Base parameter names do not change, and `attn`/`mlp` stay the model's own modules.
 
-Decisions (peft-math.md §3, §9.9):
+Decisions (docs/peft.md derives the method):
   * init: `zero_init=True` (default) — W_down Kaiming-uniform (the nn.Linear default), W_up = 0, b = 0, so the
     adapter is exactly the identity and the model starts bit-for-bit at the base (adapter-hub "mam_adapter").
     The step-1 gradient of W_down is then exactly 0 (as for LoRA's A). `zero_init=False` is the Houlsby init:
@@ -41,9 +41,9 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
-from ..model import GPT
-from .core import MethodConfig, PeftModule, register
+from minift.errors import ConfigError
+from minift.model.gpt import GPT
+from minift.peft.core import MethodConfig, PeftModule, register
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
@@ -122,6 +122,11 @@ class _AdapterConfig(MethodConfig):
     layers: list | None = None  # block indices (None = all)
 
     placements: ClassVar[tuple[str, ...]] = ()  # subset of ("attn", "mlp", "block")
+    default_lr: ClassVar[float] = 3e-3
+    lr_reason: ClassVar[str] = ("a small new network that starts as the identity, between LoRA's and a soft "
+                                "prompt's scale (tiny base, sentiment, 10 epochs: Houlsby 0.81, Pfeiffer 0.75)")
+    why_not_mergeable: ClassVar[str] = ("a bottleneck adapter is a small non-linear network added to the block, "
+                                        "not a change of an existing weight matrix")
 
     def __post_init__(self):
         rf = self.reduction_factor

@@ -7,23 +7,31 @@ The recipe (Hu et al., 2021; Houlsby et al., 2019; the huggingface/peft design):
     2. `config.inject(model)` inserts `PeftModule`s holding a few new parameters φ (|φ| ≪ |θ₀|);
     3. train φ only; the optimizer state and the saved file are O(|φ|), the base never changes.
 
-A method is a `MethodConfig` subclass (a dataclass of its hyper-parameters) registered under a name:
+A method is a `MethodConfig` subclass (a dataclass of its hyper-parameters) registered under a name. It owns
+everything that is special about it, so adding a method touches its own file (and its test) only:
 
     @register
     @dataclass
     class LoRAConfig(MethodConfig):
         method: ClassVar[str] = "lora"
+        default_lr: ClassVar[float] = 2e-3          # the lr a run uses when none is given ...
+        lr_reason: ClassVar[str] = "..."            # ... and why, in one line
+        mergeable: ClassVar[bool] = True            # or why_not_mergeable = "..."
         r: int = 8
         def inject(self, model): ...
 
-Decisions stated here (peft-math.md §9):
+and, where the method needs them, the hooks `reserved_positions()` (context positions it takes from the input),
+`wrap_sft_loss(loss_fn)` (a method that must see an instruction batch before the loss: ReFT's prompt positions), `generate(...)`
+and the class flag `needs_masked_prompt` (docs/peft.md).
+
+Decisions stated here:
   * one method per model: applying a second one raises (the base is frozen once and the file format names one method);
   * `disabled(model)` gives exactly the base model — unless trainable base biases were chosen (LoRA `bias="all"`),
     which change the base itself; it refuses a merged model, whose weights already contain the update.
 
 Attach a new task head AFTER `apply_method` — applying freezes everything present. The last section holds what the
 methods use to pick their target modules by name. What comes after training (saving and strictly loading only the
-adapter, merging it into the base weights) is in persistence.py, re-exported at the end of this file.
+adapter, merging it into the base weights) is in persistence.py.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from typing import ClassVar, Iterator
 
 import torch.nn as nn
 
-from ..errors import ConfigError
+from minift.errors import ConfigError
 
 
 class PeftModule(nn.Module):
@@ -64,7 +72,25 @@ class MethodConfig:
     """Base class of every method's configuration (a dataclass); `method` is its registry name."""
 
     method: ClassVar[str] = ""
+    default_lr: ClassVar[float] = 1e-3        # peak lr of a fine-tuning run that gives none
+    lr_reason: ClassVar[str] = ""             # one line: why that lr (shown by `minift methods`)
     mergeable: ClassVar[bool] = False
+    why_not_mergeable: ClassVar[str] = ""     # one line, for methods that cannot be merged
+    needs_masked_prompt: ClassVar[bool] = False  # finds the prompt through masked labels: no train_on_prompt
+    key_options: ClassVar[tuple[str, ...]] = ()  # the options a results table shows beside the method's name
+
+    def reserved_positions(self) -> int:
+        """Context positions the method takes from the input (a soft prompt's P); 0 for most methods."""
+        return 0
+
+    def wrap_sft_loss(self, loss_fn):
+        """The instruction-tuning loss (batches of prompt-masked targets) to train this method with: `loss_fn`
+        itself unless the method must see each batch first."""
+        return loss_fn
+
+    def generate(self, model: nn.Module, idx, max_new_tokens: int, **kwargs):
+        """Continue `idx` (1, T) with the method in place: `model.generate` unless the method needs more."""
+        return model.generate(idx, max_new_tokens, **kwargs)
 
     def inject(self, model: nn.Module) -> None:
         """Insert this method's PeftModules (the base is already frozen). Validate first, then change the model,
@@ -117,6 +143,14 @@ def _lookup(name) -> type[MethodConfig]:
     if name not in METHODS:
         raise ConfigError(f"unknown PEFT method {name!r}; known methods are {sorted(METHODS)}")
     return METHODS[name]
+
+
+def method_of(model: nn.Module) -> MethodConfig | None:
+    """The method applied to `model` (or to the model inside a wrapper such as a Classifier), or None."""
+    cfg = getattr(model, "peft_config", None)
+    if cfg is None and isinstance(getattr(model, "body", None), nn.Module):
+        cfg = getattr(model.body, "peft_config", None)
+    return cfg
 
 
 def method_config(name: str, **kwargs) -> MethodConfig:
@@ -271,9 +305,3 @@ def check_targets(targets, layers=None) -> None:
                                    all(isinstance(i, int) and i >= 0 for i in layers)):
         raise ConfigError(f"layers must be None or a list of block indices, got {layers!r}")
 
-
-# Saving, loading and merging build on the names above, so they live in persistence.py, imported last (it imports
-# this module); re-exported so `from minift.peft.core import save_adapter` keeps working.
-from .persistence import (  # noqa: E402,F401
-    FORMAT, VERSION, adapter_state_dict, load_adapter, merge, merge_and_unload, save_adapter, unmerge,
-)

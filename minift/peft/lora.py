@@ -14,7 +14,7 @@ DoRA. Split the adapted weight into a direction and a learned magnitude m ∈ �
     y = x W₀ᵀ + b + (g − 1) ⊙ (x̃ W₀ᵀ) + g ⊙ s·(x̃ AᵀBᵀ),   x̃ = drop(x)
     (without dropout this is y = g ⊙ (x Vᵀ) + b: the bias is not rescaled)
 
-Decisions (peft-math.md §1, §2, §9):
+Decisions (docs/peft.md derives the method):
   * init: A ~ Kaiming-uniform(a=√5) = U(−1/√in, 1/√in), B = 0, as in loralib and PEFT (the paper text says
     "random Gaussian" for A; `init="gaussian"` gives N(0, 1/r²)). B = 0 makes ΔW = 0, so the model starts exactly
     at the base — and ∂L/∂A = s·Bᵀ(…) = 0: A gets an exactly zero gradient on step 1, only B moves first. Not "fixed".
@@ -47,8 +47,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from .core import (MethodConfig, PeftModule, plain_value, check_targets, is_tied, peft_modules, register,
+from minift.errors import ConfigError
+from minift.peft.core import (MethodConfig, PeftModule, plain_value, check_targets, is_tied, peft_modules, register,
                    replace_module, select_modules)
 
 
@@ -161,11 +161,15 @@ class LoRAConfig(MethodConfig):
     """LoRA on the `targets` linear layers (see the module docstring for every option's meaning)."""
 
     method: ClassVar[str] = "lora"
+    default_lr: ClassVar[float] = 2e-3
+    lr_reason: ClassVar[str] = ("a few numbers carry the whole change, so they take larger steps than full "
+                                "fine-tuning's 3e-4 (tiny base, sentiment, 10 epochs: 0.885)")
     mergeable: ClassVar[bool] = True
+    key_options: ClassVar[tuple[str, ...]] = ("r", "alpha")
     use_dora: ClassVar[bool] = False
 
     r: int = 8
-    alpha: float = 16.0
+    alpha: float = 16
     dropout: float = 0.0
     rslora: bool = False
     targets: list | str = field(default_factory=lambda: ["attn.q", "attn.v"])
@@ -214,5 +218,7 @@ class DoRAConfig(LoRAConfig):
     """DoRA: LoRA's options plus a trainable magnitude per output feature."""
 
     method: ClassVar[str] = "dora"
+    lr_reason: ClassVar[str] = ("LoRA's lr: the same A and B, plus a magnitude per row (tiny base, sentiment, "
+                                "10 epochs: 0.885)")
     use_dora: ClassVar[bool] = True
 

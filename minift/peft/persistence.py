@@ -8,7 +8,7 @@ another base), and the adapter state, O(|φ|) — every trainable parameter by i
 new task head are included) plus every buffer registered inside a PeftModule (tensors a method needs but does not
 train, e.g. the fixed part of a parametrisation).
 
-Decisions stated here (peft-math.md §9):
+Decisions stated here (docs/peft.md, "What every method shares"):
   * adapter files are loaded STRICTLY — a missing key, an unexpected key, a wrong shape or another base config is an
     error naming it, never a silent "B stays 0" (huggingface/peft#1678);
   * merging is explicit (`merge` / `unmerge`), never tied to `.train()` / `.eval()`; merging twice raises; saving
@@ -16,7 +16,7 @@ Decisions stated here (peft-math.md §9):
   * only a method whose update is a change of existing weight matrices can be merged (its config says
     `mergeable = True`: LoRA, DoRA, (IA)³); the others raise and stay separate modules.
 
-core.py re-exports the public names here, and minift.peft the functions.
+minift.peft exports the public functions.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..errors import CheckpointError, ConfigError
-from ..utils import torch_load, torch_save_atomic
-from .core import MethodConfig, PeftModule, apply_method, peft_modules, replace_module, trainable_parameters
+from minift.errors import CheckpointError, ConfigError
+from minift.files import torch_load, torch_save_atomic
+from minift.peft.core import MethodConfig, PeftModule, apply_method, peft_modules, replace_module, trainable_parameters
 
 FORMAT = "minift-adapter"
 VERSION = 1

@@ -25,7 +25,7 @@ PROMPT TUNING. P trainable vectors are put in front of the token embeddings:
   the cache; prompt + generated tokens must fit in block_size − P. `SoftPrompt.extend` gives the explicit
   (inputs_embeds, targets with −100, mask) form.
 
-Decisions (peft-math.md §4, §5, §9.10):
+Decisions (docs/peft.md derives the method):
   * prefix positions: the prefix has no position; real tokens keep positions 0…T−1 (the model's own convention,
     with left padding counted out). This differs from huggingface/peft's GPT-2 convention (real tokens start at
     P because the prefix is passed as a KV cache); here the prefix costs no context, the full block_size remains.
@@ -55,10 +55,10 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError, InputError
-from ..model import IGNORE_INDEX, KVCache
-from .adapters import gpt_of
-from .core import MethodConfig, PeftModule, register
+from minift.errors import ConfigError, InputError
+from minift.model.gpt import IGNORE_INDEX, KVCache
+from minift.peft.adapters import gpt_of
+from minift.peft.core import MethodConfig, PeftModule, register
 
 # ------------------------------------------------------------------------------------------------------------
 # Prefix tuning
@@ -127,6 +127,12 @@ class PrefixConfig(MethodConfig):
     """Prefix tuning: `n_virtual` key/value rows per layer (see the module docstring). Not mergeable."""
 
     method: ClassVar[str] = "prefix"
+    key_options: ClassVar[tuple[str, ...]] = ("n_virtual",)
+    default_lr: ClassVar[float] = 1e-2
+    lr_reason: ClassVar[str] = ("key/value rows seen by every layer, trained from scratch (stays near chance on a "
+                                "2M-parameter model at every lr tried: about 0.55)")
+    why_not_mergeable: ClassVar[str] = ("prefix tuning adds key/value slots to every attention layer, not a change "
+                                        "of a weight matrix")
     n_virtual: int = 10
     reparam: bool = False
     reparam_hidden: int | None = None  # MLP width h (None → d_model)
@@ -228,6 +234,16 @@ class PromptConfig(MethodConfig):
     """Prompt tuning: `n_virtual` trainable input vectors (see the module docstring). Not mergeable."""
 
     method: ClassVar[str] = "prompt"
+    key_options: ClassVar[tuple[str, ...]] = ("n_virtual",)
+    default_lr: ClassVar[float] = 1e-1
+    lr_reason: ClassVar[str] = ("a few input vectors carry the whole task: the largest step (Lester et al., 2021, "
+                                "use 0.3; here about 0.64, prompt tuning needs scale)")
+    why_not_mergeable: ClassVar[str] = ("prompt tuning adds input positions (a soft prompt), not a change of a "
+                                        "weight matrix")
+
+    def reserved_positions(self) -> int:
+        """The soft prompt's P vectors sit in front of the text, so P context positions are taken."""
+        return self.n_virtual
     n_virtual: int = 10
     init: str = "vocab"  # "random" | "vocab" | "text"
     init_text: str | None = None

@@ -1,0 +1,28 @@
+"""Stage 4, the base model: the generalist that fine-tuning specialises.
+
+    presets.py   what defines a base (corpus size, tokenizer, architecture, recipe): `quick` and `tiny`
+    pretrain.py  pretraining on the built-in corpus
+    store.py     the model directory on disk (config.json, model.pt, tokenizer.json) and the weights' fingerprint
+    cache.py     `load_base(preset)`: the cached base, pretrained once; `resolve_base` for `--base`
+
+Names load on first use (minift/lazy.py): the presets are read by the command line without torch.
+"""
+
+from typing import TYPE_CHECKING
+
+from minift.lazy import lazy_exports
+
+lazy_exports(globals(), {
+    "Preset": "minift.base.presets", "PRESETS": "minift.base.presets", "get_preset": "minift.base.presets",
+    **dict.fromkeys(["pretrain", "pretraining_data", "pretraining_val_loss", "encode_documents", "fixed_windows"],
+                    "minift.base.pretrain"),
+    **dict.fromkeys(["save_model_dir", "load_model_dir", "fingerprint"], "minift.base.store"),
+    **dict.fromkeys(["load_base", "base_dir", "resolve_base"], "minift.base.cache"),
+})
+
+if TYPE_CHECKING:
+    from minift.base.cache import base_dir, load_base, resolve_base
+    from minift.base.presets import PRESETS, Preset, get_preset
+    from minift.base.pretrain import (encode_documents, fixed_windows, pretrain, pretraining_data,
+                                      pretraining_val_loss)
+    from minift.base.store import fingerprint, load_model_dir, save_model_dir

@@ -1,0 +1,253 @@
+"""What each `minift` subcommand does, once parser.py has parsed its arguments: `cmd_NAME(args) → exit status`.
+
+Each command is a thin layer over the library (pretrain → base.pretrain, finetune → finetune.finetune, eval →
+finetune.evaluate_run, merge → peft.merge_and_unload, generate → GPT.generate or the method's own `generate`,
+compare → compare.compare, methods → the PEFT registry, data export → data.export_task) that turns its result into
+a few printed lines. Imports of the heavy modules (torch and the
+model code) happen inside the commands, so `minift --help` starts fast. Errors are raised as `MiniftError`s and
+printed as one line by cli.main.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from minift.errors import ConfigError
+
+# method option flags: flag name → the MethodConfig field it sets (the first one the method has)
+METHOD_FLAGS = {"rank": ("r", "rank"), "alpha": ("alpha",), "targets": ("targets",), "layers": ("layers",),
+                "positions": ("positions",), "n_virtual": ("n_virtual",), "reduction_factor": ("reduction_factor",)}
+
+def cmd_pretrain(args) -> int:
+    from minift.base.pretrain import pretrain
+    from minift.training.distributed import is_main
+
+    model, tok, result = pretrain(args.out, preset=args.preset, max_steps=args.max_steps, resume=args.resume,
+                                  force=args.force, device=args.device, seed=args.seed)
+    if not is_main():
+        return 0
+    print(f"pretrained '{args.preset}' ({model.num_parameters():,} parameters) in {result.elapsed_s:.0f} s: "
+          f"{result.steps} steps, best validation loss {result.best_val_loss:.3f}")
+    print(f"wrote {args.out}/ (config.json, model.pt, tokenizer.json, metrics.jsonl, loss.png)")
+    return 0
+
+
+def method_options(args) -> dict:
+    """The method flags given on the command line → method_options; a flag the method does not have is an error
+    that lists the flags it does have."""
+    from minift.peft import METHODS
+
+    given = {flag: getattr(args, flag) for flag in METHOD_FLAGS if getattr(args, flag) is not None}
+    extra = dict(args.opt or [])
+    if args.method == "full":
+        if given or extra:
+            wrong = ", ".join("--" + f.replace("_", "-") for f in given) or "--opt"
+            raise ConfigError(f"{wrong}: not an option of full fine-tuning; its only option is --freeze-until K")
+        return {}
+    if args.freeze_until is not None:
+        raise ConfigError(f"--freeze-until applies to full fine-tuning only, not to method {args.method!r}")
+    known = {f.name for f in fields(METHODS[args.method])}
+    usable = {flag: next(n for n in names if n in known) for flag, names in METHOD_FLAGS.items()
+              if any(n in known for n in names)}
+    wrong = [flag for flag in given if flag not in usable]
+    if wrong:
+        flags = ", ".join("--" + f.replace("_", "-") for f in usable) or "none"
+        raise ConfigError(f"{', '.join('--' + f.replace('_', '-') for f in wrong)} does not apply to method "
+                          f"{args.method!r}; its options are {flags} "
+                          f"(and --opt KEY=VALUE for any of {', '.join(sorted(known))})")
+    options = {usable[flag]: value for flag, value in given.items()}
+    if "targets" in options:
+        t = options["targets"]
+        options["targets"] = t if t == "all-linear" else [x.strip() for x in t.split(",") if x.strip()]
+    return {**options, **extra}
+
+
+def cmd_finetune(args) -> int:
+    from minift.finetune.run import FinetuneConfig, finetune
+
+    config = FinetuneConfig(
+        base=args.base, task=args.task, data=args.data, method=args.method, method_options=method_options(args),
+        freeze_until=args.freeze_until, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, head_lr=args.head_lr,
+        batch_size=args.batch_size, grad_accum=args.grad_accum, warmup=args.warmup, weight_decay=args.weight_decay,
+        eval_every=args.eval_every, patience=args.patience, max_len=args.max_len,
+        train_on_prompt=args.train_on_prompt, template=args.template, seed=args.seed, device=args.device,
+        n_train=args.n_train, n_eval=args.n_eval)
+    r = finetune(config, args.out, force=args.force, resume=args.resume, progress=not args.quiet)
+    if r is None:  # a torchrun rank other than 0: it trained; rank 0 reports
+        return 0
+    print(results_summary(r))
+    print(f"wrote {args.out}/ (results.json, finetune.json, {r['weights_file']}, metrics.jsonl, loss.png)")
+    return 0
+
+
+def results_summary(r: dict) -> str:
+    """A short table of one run: what it trained, how well, what it cost."""
+    from minift.finetune.evaluation import headline
+    from minift.tables import markdown_table
+
+    row = {"method": r["method"], "task": r["task"], "trainable": r["trainable_params"],
+           "trainable %": round(r["trainable_pct"], 3), **headline(r["metrics"]),
+           "forgetting Δloss": r["forgetting"]["delta_loss"], "weights MB": round(r["weights_bytes"] / 2**20, 3),
+           "steps": r["steps"], "seconds": round(r["wall_seconds"], 1)}
+    lines = [markdown_table([row])]
+    for name, b in r.get("baselines", {}).items():
+        lines.append(f"baseline {name}: accuracy {b['accuracy']:.3f}, macro-F1 {b['macro_f1']:.3f}")
+    return "\n".join(lines)
+
+
+def cmd_eval(args) -> int:
+    from minift.finetune.load import evaluate_run
+    from minift.tables import markdown_table, metrics_rows
+
+    metrics = evaluate_run(args.run_dir, task=args.task, n_eval=args.n_eval)
+    print(markdown_table(metrics_rows(metrics)))
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from minift.base.store import save_model_dir
+    from minift.files import load_json, prepare_out_dir
+    from minift.finetune.classify import save_head
+    from minift.finetune.config import FinetuneConfig
+    from minift.finetune.load import load_finetuned
+    from minift.peft import METHODS, merge_and_unload
+    from minift.peft.adapters import gpt_of
+
+    run = Path(args.run_dir)
+    if not (run / "finetune.json").is_file():
+        load_finetuned(run)  # raises the "not a run directory" error
+    meta = load_json(run / "finetune.json")
+    method = FinetuneConfig.from_dict(meta["config"]).method
+    if method == "full":  # checked before loading anything: fail fast
+        raise ConfigError(f"{run} is full fine-tuning: there is no adapter to merge, and {run / 'model'} already "
+                          "is a plain model directory")
+    if not METHODS[method].mergeable:
+        raise ConfigError(f"method {method!r} cannot be merged: {METHODS[method].why_not_mergeable}; "
+                          "load the run directory itself (base + adapter) instead")
+    model, tok, config = load_finetuned(run)
+    out = prepare_out_dir(args.out, force=args.force, markers=("config.json", "model.pt"))
+    gpt = gpt_of(model)
+    merge_and_unload(gpt)
+    info = {"preset": meta["preset"], "merged_from": run.name, "method": method}
+    if meta["kind"] == "instruction":
+        info["template"] = config.template  # so `minift generate OUT` applies it by default
+    save_model_dir(out, gpt.cpu(), tok, **info)
+    if meta["kind"] == "labelled":
+        save_head(out / "head.pt", model)
+    print(f"merged {config.method} into the base weights: wrote {out}/ (a plain model directory"
+          + (", head.pt" if meta["kind"] == "labelled" else "") + ")")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    import torch
+
+    from minift.base.store import load_model_dir
+    from minift.files import load_json
+
+    path = Path(args.model_dir)
+    if (path / "finetune.json").is_file():
+        from minift.finetune.load import load_finetuned
+
+        model, tok, config = load_finetuned(path)
+        run_template = None if load_json(path / "finetune.json")["kind"] == "labelled" else config.template
+    else:
+        model, tok = load_model_dir(path)
+        run_template = load_json(path / "config.json").get("template")
+        if (path / "head.pt").is_file():  # a merged classification run
+            from minift.finetune.classify import load_head
+
+            model = load_head(path / "head.pt", model)
+    if hasattr(model, "head"):  # a classification run: report the class instead of generating
+        from minift.finetune.evaluation import context_reserve
+
+        ids = tok.encode(args.prompt)[-(model.config.block_size - context_reserve(model)):]
+        if not ids:
+            raise ConfigError("the prompt is empty; give some text with --prompt")
+        probs = torch.softmax(model(torch.tensor([ids])), -1)[0]
+        print("  ".join(f"{label}: {p:.3f}" for label, p in zip(model.labels, probs.tolist())))
+        print(model.labels[int(probs.argmax())])
+        return 0
+    name = run_template if args.template == "auto" else (None if args.template == "none" else args.template)
+    return _generate_text(model, tok, args, name)
+
+
+def _generate_text(model, tok, args, template_name) -> int:
+    import torch
+
+    from minift.finetune.evaluation import context_reserve
+    from minift.finetune.templates import get_template
+    from minift.peft import method_of
+
+    template = None if template_name is None else get_template(template_name)
+    text = args.prompt if template is None else template.format_prompt(args.prompt, args.input or "")
+    ids = tok.encode(text)
+    if not ids:
+        raise ConfigError("the prompt is empty; give some text with --prompt")
+    reserve, cfg = context_reserve(model), method_of(model)
+    pinned = cfg is not None and cfg.needs_masked_prompt
+    if reserve or pinned:  # a soft prompt takes P positions; ReFT's prompt positions must not slide away
+        keep = model.config.block_size - reserve - args.max_new_tokens
+        if keep < 1:
+            raise ConfigError(f"--max-new-tokens {args.max_new_tokens} leaves no room for the prompt in the context "
+                              f"of {model.config.block_size} tokens" + (f" ({reserve} taken by the soft prompt)"
+                                                                         if reserve else ""))
+        ids = ids[-keep:]
+    g = torch.Generator().manual_seed(args.seed)
+    kwargs = dict(temperature=args.temperature, top_k=args.top_k, eos_id=tok.eos_id, generator=g)
+    idx = torch.tensor([ids])
+    if cfg is not None:  # the method's own generation (ReFT pins its positions to the prompt)
+        out = cfg.generate(model, idx, args.max_new_tokens, **kwargs)
+    else:
+        out = model.generate(idx, args.max_new_tokens, **kwargs)
+    # with a template, show the response only; a plain prompt is shown with its continuation
+    if template is not None:
+        print(template.strip_response(tok.decode(out[0, len(ids):].tolist())))
+    else:
+        print(tok.decode(out[0].tolist()))
+    return 0
+
+
+def cmd_data_export(args) -> int:
+    from minift.data.tasks import export_task
+    from minift.errors import OutputExistsError
+
+    if Path(args.out).exists() and not args.force:
+        raise OutputExistsError(f"{args.out} exists; pass --force to overwrite it")
+    n = export_task(args.name, args.out, split=args.split, seed=args.seed)
+    print(f"wrote {n} examples of {args.name}/{args.split} to {args.out}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from minift.compare.report import PLOTS
+    from minift.compare.run import DEFAULT_METHODS, check_methods, compare
+
+    overrides = {k: getattr(args, k) for k in ("data", "epochs", "max_steps", "batch_size", "n_train", "n_eval",
+                                                  "device") if getattr(args, k) is not None}
+    methods = check_methods(args.methods if args.methods is not None else DEFAULT_METHODS)
+    rows = compare(args.base, args.task, methods, args.seeds, args.out, force=args.force,
+                   progress=not args.quiet, isolate=not args.in_process, **overrides)
+    out = Path(args.out)
+    print((out / "table.md").read_text(encoding="utf-8"))
+    print(f"wrote {out}/ (results.json, table.md, {', '.join(PLOTS)}; {len(rows)} methods)")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    """A table of every method: what a run uses when nothing is given, and why."""
+    from minift.finetune.config import FULL_FINETUNING_LR
+    from minift.peft import METHODS
+    from minift.tables import markdown_table
+
+    rows = [{"method": "full", "default lr": FULL_FINETUNING_LR, "key options": "freeze_until (unset: none)",
+             "merges": "— (is the model)", "why this lr": "every weight moves: small steps"}]
+    for name, cls in METHODS.items():
+        defaults = cls()
+        rows.append({"method": name, "default lr": cls.default_lr,
+                     "key options": ", ".join(f"{k} {getattr(defaults, k)}" for k in cls.key_options) or "—",
+                     "merges": "yes" if cls.mergeable else f"no: {cls.why_not_mergeable}",
+                     "why this lr": cls.lr_reason})
+    print(markdown_table(rows))
+    return 0

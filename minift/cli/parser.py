@@ -1,0 +1,266 @@
+"""The `minift` command line.
+
+    minift pretrain --out DIR [--preset tiny|quick] [--max-steps N] [--resume] [--force]
+    minift finetune --task NAME | --data FILE --out DIR [--base PRESET|DIR] [--method full|lora|...] [options]
+    minift eval RUN_DIR [--task NAME]
+    minift merge RUN_DIR --out DIR
+    minift compare --task NAME --out DIR [--methods full,lora,...] [--seeds N]
+    minift methods                       every fine-tuning method: its default lr and why, whether it merges
+    minift generate DIR --prompt TEXT [--input TEXT] [--template auto|alpaca|plain|none] [--max-new-tokens N] ...
+    minift data export NAME --out FILE [--split train]
+
+Every error a user can cause is a `MiniftError`; it is printed as one line (`minift: error: ...`) and the program
+exits with status 2, without a traceback (argparse's own usage errors also exit 2). Ctrl-C exits with 130.
+
+Data-parallel training: `torchrun --nproc_per_node 2 -m minift pretrain|finetune ...`
+(minift/training/distributed.py). Rank 0 prints and writes; a rank other than 0 prints only its errors, tagged
+"(rank r)".
+
+This file is the parser (every subcommand, option and default); what each subcommand does is in commands.py. The
+parser reads only pure-data modules (tasks, templates, presets, the configs' defaults), so `minift --help` and every
+subcommand's `--help` answer without importing torch; a test keeps it so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dataclasses import fields
+
+from minift import __version__
+from minift.base.presets import PRESETS
+from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_eval, cmd_finetune, cmd_generate, cmd_merge,
+                                 cmd_methods, cmd_pretrain)
+from minift.data.tasks import TASKS
+from minift.errors import MiniftError
+from minift.finetune.config import DEFAULT_EPOCHS, FinetuneConfig
+from minift.finetune.templates import TEMPLATES
+
+FINETUNE_DEFAULTS = {f.name: f.default for f in fields(FinetuneConfig)}  # one source for the defaults shown
+
+def _number(text: str, kind: type, minimum: float, strict: bool = False):
+    """Parse `text` as `kind` (int or float) and require ≥ minimum (> minimum with strict); argparse turns the
+    ArgumentTypeError into a one-line usage error."""
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum or (strict and value == minimum):
+        raise argparse.ArgumentTypeError(f"expected a number {'>' if strict else '≥'} {minimum}, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _number(text, int, 0)
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, float, 0)
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, float, 0, strict=True)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected block indices separated by commas, e.g. 0,1, got {text!r}") \
+            from None
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. dropout=0.1, got {text!r}")
+    try:
+        return key, json.loads(raw)  # numbers, true/false, lists; anything else is a string
+    except json.JSONDecodeError:
+        return key, raw
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" after an option's help, except where there is no default worth showing (None, off)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _sub(sub, name: str, help: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help, formatter_class=_Formatter)
+
+
+def _finetune_parser(sub) -> None:
+    d = FINETUNE_DEFAULTS
+    s = _sub(sub, "finetune", "fine-tune a base model on a task, with full fine-tuning or a PEFT method")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", choices=list(TASKS), help="a built-in task")
+    what.add_argument("--data", help="your own JSONL/CSV: {text, label} → classification, "
+                                     "{instruction, input, output} → instruction tuning")
+    s.add_argument("--base", default=d["base"], help=f"a preset ({', '.join(PRESETS)}) or a model directory")
+    s.add_argument("--method", default=d["method"], help="full, or a PEFT method: lora, dora, ia3, adapters, "
+                                                        "prefix, prompt, ReFT (`minift methods` lists them all)")
+    s.add_argument("--out", required=True, help="run directory")
+    steps = s.add_mutually_exclusive_group()
+    steps.add_argument("--epochs", type=_positive_float, default=None, help="passes over the training set "
+                                                                            f"({DEFAULT_EPOCHS} when --max-steps is "
+                                                                            "not given either)")
+    steps.add_argument("--max-steps", type=_positive_int, default=None, help="optimizer steps")
+    s.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (unset: the method's "
+                                                                    "default; `minift methods` shows them)")
+    s.add_argument("--head-lr", type=_positive_float, default=None, help="classification head's peak learning "
+                                                                         "rate (unset: the same as --lr)")
+    s.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="examples per micro-batch")
+    s.add_argument("--grad-accum", type=_positive_int, default=d["grad_accum"], help="micro-batches per optimizer step")
+    s.add_argument("--warmup", type=_non_negative_int, default=None, help="warmup steps (unset: 5%% of the steps)")
+    s.add_argument("--weight-decay", type=_non_negative_float, default=d["weight_decay"], help="AdamW's decoupled decay λ")
+    s.add_argument("--eval-every", type=_positive_int, default=None, help="steps between validations "
+                                                                          "(unset: about 10 per run)")
+    s.add_argument("--patience", type=_positive_int, default=None, help="stop after this many validations "
+                                                                        "without improvement")
+    s.add_argument("--max-len", type=_positive_int, default=None, help="tokens per example (unset: the context)")
+    s.add_argument("--n-train", type=_positive_int, default=None, help="train on a random subset of this size")
+    s.add_argument("--n-eval", type=_positive_int, default=None, help="score only this many test examples")
+    s.add_argument("--train-on-prompt", action="store_true", help="instruction tasks: also train on prompt tokens")
+    s.add_argument("--template", default=d["template"], choices=["auto", *TEMPLATES],
+                   help="instruction prompt layout; auto: alpaca for a context of ≥ 256 tokens, else plain")
+    s.add_argument("--seed", type=int, default=d["seed"], help="data order, initialisation, subsets")
+    s.add_argument("--device", default=d["device"], help="auto, cpu, cuda or mps")
+    m = s.add_argument_group("method options (each applies to some methods only)")
+    m.add_argument("--freeze-until", type=_non_negative_int, default=None,
+                   help="full: train only the last K blocks (and the final LayerNorm)")
+    m.add_argument("--rank", type=_positive_int, default=None, help="lora, dora: r; loreft, direft: rank "
+                                                                    "(unset: the method's default, as for every "
+                                                                    "option here; `minift methods` shows them)")
+    m.add_argument("--alpha", type=_positive_float, default=None, help="lora, dora: α, scale α/r")
+    m.add_argument("--targets", default=None, help="lora, dora, ia3: module names, e.g. attn.q,attn.v, or all-linear")
+    m.add_argument("--layers", type=_int_list, default=None, help="block indices, e.g. 0,1 (unset: all)")
+    m.add_argument("--positions", default=None, help="loreft, direft: prompt positions, e.g. f3+l3, f5, l1")
+    m.add_argument("--n-virtual", type=_positive_int, default=None, help="prefix, prompt: virtual tokens")
+    m.add_argument("--reduction-factor", type=_positive_int, default=None, help="adapters: bottleneck d/factor")
+    m.add_argument("--opt", type=_key_value, action="append", metavar="KEY=VALUE",
+                   help="any other method option, e.g. --opt dropout=0.1 --opt rslora=true (repeatable)")
+    s.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    s.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_finetune)
+
+
+def _compare_parser(sub) -> None:
+    text = "fine-tune several methods on one task and compare them: results.json, table.md, plots"
+    s = _sub(sub, "compare", text)
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", choices=list(TASKS), help="a built-in task")
+    what.add_argument("--data", help="your own JSONL/CSV file instead of a built-in task")
+    s.add_argument("--base", default="tiny", help=f"a preset ({', '.join(PRESETS)}) or a model directory")
+    s.add_argument("--methods", default=None, help="comma-separated methods (unset: full and every PEFT method)")
+    s.add_argument("--seeds", type=_positive_int, default=1, help="seeds per method (0 … N−1)")
+    s.add_argument("--out", required=True, help="output directory (one run directory per method and seed inside)")
+    steps = s.add_mutually_exclusive_group()
+    steps.add_argument("--epochs", type=_positive_float, default=None,
+                       help=f"passes over the training set (unset: {DEFAULT_EPOCHS})")
+    steps.add_argument("--max-steps", type=_positive_int, default=None, help="optimizer steps per run")
+    s.add_argument("--batch-size", type=_positive_int, default=None,
+                   help=f"examples per batch (unset: {FINETUNE_DEFAULTS['batch_size']})")
+    s.add_argument("--n-train", type=_positive_int, default=None, help="train on a random subset of this size")
+    s.add_argument("--n-eval", type=_positive_int, default=None, help="score only this many test examples")
+    s.add_argument("--device", default=None, help="auto, cpu, cuda or mps (unset: auto)")
+    s.add_argument("--in-process", action="store_true",
+                   help="run every cell in this process: no start-up cost per run, but peak RSS then includes "
+                        "what earlier runs left resident")
+    s.add_argument("--force", action="store_true", help="run finished cells again")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_compare)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="minift", description="Fine-tuning from scratch in plain PyTorch.",
+                                formatter_class=_Formatter)
+    p.add_argument("--version", action="version", version=f"minift {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = _sub(sub, "pretrain", "pretrain a base model on the built-in corpus")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--preset", default="tiny", choices=list(PRESETS), help="model size and recipe")
+    s.add_argument("--max-steps", type=_positive_int, default=None, help="override the preset's number of steps")
+    s.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    s.add_argument("--force", action="store_true", help="overwrite an existing output directory")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    s.add_argument("--seed", type=int, default=0, help="corpus, tokenizer and initialisation")
+    s.set_defaults(func=cmd_pretrain)
+
+    _finetune_parser(sub)
+
+    _compare_parser(sub)
+
+    s = _sub(sub, "methods", "list every fine-tuning method: default lr and why, key options, whether it merges")
+    s.set_defaults(func=cmd_methods)
+
+    s = _sub(sub, "eval", "score a fine-tuning run on its task's test split (or on another task)")
+    s.add_argument("run_dir", help="a run directory (from `minift finetune`)")
+    s.add_argument("--task", default=None, help="a built-in task of the same kind (default: the run's own)")
+    s.add_argument("--n-eval", type=_positive_int, default=None, help="score only this many examples per split")
+    s.set_defaults(func=cmd_eval)
+
+    s = _sub(sub, "merge", "fold a LoRA / DoRA / (IA)³ run into the base weights: a plain model directory")
+    s.add_argument("run_dir", help="a run directory (from `minift finetune --method lora|dora|ia3`)")
+    s.add_argument("--out", required=True, help="output model directory")
+    s.add_argument("--force", action="store_true", help="overwrite an existing output directory")
+    s.set_defaults(func=cmd_merge)
+
+    s = _sub(sub, "generate", "continue a prompt with a model directory or a fine-tuning run")
+    s.add_argument("model_dir", help="a model directory (from `minift pretrain` / `minift merge`) or a run directory")
+    s.add_argument("--prompt", required=True, help="the text, or the instruction when a template is used")
+    s.add_argument("--input", default=None, help="the instruction's input (templates only)")
+    s.add_argument("--template", default="auto", choices=["auto", "alpaca", "plain", "none"],
+                   help="auto: the run's template for instruction runs, none for plain models")
+    s.add_argument("--max-new-tokens", type=_positive_int, default=60, help="tokens to generate at most")
+    s.add_argument("--temperature", type=_non_negative_float, default=0.8, help="0 = greedy")
+    s.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens only")
+    s.add_argument("--seed", type=int, default=0, help="sampling")
+    s.set_defaults(func=cmd_generate)
+
+    s = _sub(sub, "data", "the built-in task data sets")
+    data_sub = s.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    e = _sub(data_sub, "export", "write one split of a built-in task as JSONL")
+    e.add_argument("name", choices=list(TASKS), help="a built-in task")
+    e.add_argument("--out", required=True, help="output .jsonl file")
+    e.add_argument("--split", default="train", help="train, val, test (qa also heldout)")
+    e.add_argument("--seed", type=int, default=0, help="the task generator's seed")
+    e.add_argument("--force", action="store_true", help="overwrite an existing file")
+    e.set_defaults(func=cmd_data_export)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from minift.training import distributed
+
+    try:
+        return args.func(args)
+    except MiniftError as e:
+        print(f"minift: error: {distributed.rank_tag()}{e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("minift: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        distributed.cleanup()  # under torchrun: leave the process group (no-op otherwise)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""The tools on top, first: every method on one task, side by side (`minift compare`).
+
+    run.py     `compare(base, task, methods, seeds, out_dir)`: one fine-tuning run per method and seed, one row each
+    report.py  the comparison's markdown table and its two plots
+"""
+
+from typing import TYPE_CHECKING
+
+from minift.lazy import lazy_exports
+
+lazy_exports(globals(), {
+    **dict.fromkeys(["compare", "aggregate", "DEFAULT_METHODS"], "minift.compare.run"),
+    **dict.fromkeys(["markdown", "draw_metric_vs_params", "draw_forgetting_vs_metric", "save_plots"],
+                    "minift.compare.report"),
+})
+
+if TYPE_CHECKING:
+    from minift.compare.report import draw_forgetting_vs_metric, draw_metric_vs_params, markdown, save_plots
+    from minift.compare.run import DEFAULT_METHODS, aggregate, compare

@@ -1,0 +1,105 @@
+"""Where the maths runs and how it repeats: choosing a device, the matching mixed-precision context, and seeding
+every random-number generator in one place.
+
+    pick_device("auto")  →  cuda   if an NVIDIA GPU is usable
+                            mps    else, if an Apple-silicon GPU is usable
+                            cpu    otherwise
+
+Mixed precision: on CUDA the forward pass runs under `torch.autocast(dtype=bfloat16)`, so matrix multiplies use
+bf16 tensor cores while the weights, their gradients and the optimizer state stay float32. bf16 keeps float32's
+8-bit exponent (range ≈ 1e±38) and drops mantissa bits (≈ 3 significant digits), so unlike float16 it needs no loss
+scaling (Kalamkar et al., 2019, "A Study of BFLOAT16 for Deep Learning Training").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+from minift.errors import ConfigError
+
+_KNOWN = "auto, cpu, cuda, cuda:N (a GPU index) or mps"
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """Turn a device name into a `torch.device`, checking that it can actually be used.
+
+    "auto" picks cuda, then mps, then cpu. Asking for a device this machine or this PyTorch build does not have is
+    a ConfigError that says what is available instead of a crash deep inside the first matrix multiply.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"device must be a name such as {_KNOWN}; got {name!r}")
+    name = name.strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not _mps_available():
+            raise ConfigError("device 'mps' (Apple GPU) is not available here: it needs an Apple-silicon Mac and a "
+                              "PyTorch build with MPS support; use device 'cpu' or 'auto'")
+        return torch.device("mps")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise ConfigError(f"device {name!r} was requested but no CUDA GPU is usable (this PyTorch is {build}); "
+                              "use device 'cpu' or 'auto', or install a CUDA build of PyTorch on a machine with "
+                              "an NVIDIA GPU")
+        if name == "cuda":
+            return torch.device("cuda")
+        index = name[len("cuda:"):]
+        count = torch.cuda.device_count()
+        if not index.isdigit() or int(index) >= count:
+            raise ConfigError(f"device {name!r}: this machine has {count} CUDA device(s), so use cuda:0 … "
+                              f"cuda:{count - 1} (or plain 'cuda')")
+        return torch.device("cuda", int(index))
+    raise ConfigError(f"unknown device {name!r}; use {_KNOWN}")
+
+
+def uses_bf16_autocast(device: torch.device) -> bool:
+    """True where `autocast_context` turns on bf16: a CUDA GPU that supports it (Ampere or newer)."""
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def autocast_context(device: torch.device):
+    """A context manager for the forward pass: bf16 autocast on CUDA, plain float32 elsewhere.
+
+    CPU: bf16 autocast exists but is slow on CPUs without bf16 instructions, and exact float32 keeps the tests'
+    comparisons (resume, accumulation) meaningful. MPS: autocast support there is recent and incomplete across
+    PyTorch versions, so float32 is the choice that works everywhere. Older CUDA GPUs without bf16 would need
+    float16 plus a gradient scaler; minift keeps them in float32 rather than add that machinery.
+    """
+    if uses_bf16_autocast(device):
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def describe_device(device: torch.device) -> str:
+    """One line for logs, e.g. 'cuda:0 (NVIDIA H100, bf16 autocast)' or 'cpu (2 threads, float32)'."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        precision = "bf16 autocast" if uses_bf16_autocast(device) else "float32"
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)}, {precision})"
+    if device.type == "mps":
+        return "mps (Apple GPU, float32)"
+    return f"cpu ({torch.get_num_threads()} threads of {os.cpu_count()} cores, float32)"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and every CUDA device) in one place."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)

@@ -1,0 +1,139 @@
+"""Lessons are product: every `lessons/NN_topic.py` has a generated notebook whose cells equal its source, and
+every lesson runs to the end in quick mode.
+
+Quick mode runs each lesson as a plain script (MINIFT_QUICK=1, MPLBACKEND=Agg) in a subprocess, with the session's
+temporary MINIFT_HOME, so the `quick` base model is pretrained at most once per test run and no user cache is read.
+New lessons are picked up automatically by the glob.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+QUICK_TIMEOUT_S = 300  # generous: a quick lesson takes seconds, but the machine may be busy
+
+
+def _load_builder():
+    spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "scripts" / "build_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+builder = _load_builder()
+
+
+def test_there_are_lessons():
+    assert [p.name for p in LESSONS][:2] == ["01_transformer.py", "02_pretraining.py"]
+
+
+# -- the percent-format parser ---------------------------------------------------------------------------------
+
+def test_parse_percent_cells(tmp_path):
+    src = tmp_path / "99_demo.py"
+    src.write_text(
+        "# %% [markdown]\n# # Title\n#\n# Some *text*.\n\n"
+        "# %%\nimport os\n\nx = 1\n\n\n"
+        "# %% a titled cell\nprint(x)  # a comment stays code\n"
+        "# %%\n\n"  # empty cell: dropped
+        "# %% [markdown]\n# closing words\n",
+        encoding="utf-8",
+    )
+    assert builder.parse_percent(src) == [
+        ("markdown", "# Title\n\nSome *text*."),
+        ("code", "import os\n\nx = 1"),
+        ("code", "print(x)  # a comment stays code"),
+        ("markdown", "closing words"),
+    ]
+
+
+def test_parse_percent_rejects_code_in_markdown(tmp_path):
+    src = tmp_path / "99_bad.py"
+    src.write_text("# %% [markdown]\n# fine\nx = 1\n", encoding="utf-8")
+    with pytest.raises(builder.PercentFormatError, match="line 3"):
+        builder.parse_percent(src)
+
+
+def test_notebook_round_trip(tmp_path):
+    """build_notebook → nbformat text → cells read back are the parsed cells, and the ids are stable."""
+    import nbformat
+
+    cells = [("markdown", "# T\n\ntext"), ("code", "print(1)"), ("code", "x = 2\nx")]
+    nb = builder.build_notebook(cells, mode=None)
+    path = tmp_path / "nb.ipynb"
+    path.write_text(nbformat.writes(nb), encoding="utf-8")
+    assert builder.cells_of_notebook(path) == cells
+    assert nbformat.writes(builder.build_notebook(cells, mode=None)) == path.read_text(encoding="utf-8")
+
+
+def test_stored_outputs_are_cleaned():
+    """Progress bars are dropped, split prints are joined (deterministic JSON), and text after a figure stays
+    after it."""
+    from nbformat import v4
+
+    outs = [v4.new_output("stream", name="stdout", text="a"), v4.new_output("stream", name="stdout", text="b\n"),
+            v4.new_output("stream", name="stderr", text="\rtrain:  50%|#####     | 5/10"),
+            v4.new_output("stream", name="stderr", text="\n"),
+            v4.new_output("display_data", data={"text/plain": "<Figure>"}),
+            v4.new_output("stream", name="stdout", text="c\n"),
+            v4.new_output("stream", name="stderr", text="UserWarning: something real\n")]
+    kept = builder.merge_streams([o for o in outs if not builder.is_progress_bar(o)])
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in kept] == [
+        ("stream", "stdout", "ab\n"), ("display_data", None, None), ("stream", "stdout", "c\n"),
+        ("stream", "stderr", "UserWarning: something real\n")]
+    assert builder.clean_output(v4.new_output("stream", name="stderr", text=f"{builder.ROOT}/minift/x.py:3: W"))[
+        "text"] == "<minift>/minift/x.py:3: W"
+
+
+# -- the committed notebooks -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_notebook_matches_source(lesson):
+    ipynb = lesson.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{ipynb.name} is missing: run `python scripts/build_notebooks.py --only {lesson.name[:2]}`"
+    want = builder.parse_percent(lesson)
+    got = builder.cells_of_notebook(ipynb)
+    assert [k for k, _ in got] == [k for k, _ in want], "cell types differ: rebuild the notebook"
+    for i, (w, g) in enumerate(zip(want, got)):
+        if g != w:
+            diff = "\n".join(list(difflib.unified_diff(w[1].splitlines(), g[1].splitlines(), lesson.name,
+                                                        ipynb.name, lineterm=""))[:30])
+            pytest.fail(f"{ipynb.name} cell {i} differs from {lesson.name}; rebuild the notebook "
+                        f"(python scripts/build_notebooks.py --only {lesson.name[:2]}):\n{diff}")
+    assert builder.check([lesson]) == []
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_notebook_was_executed(lesson):
+    """The notebook carries its outputs: every code cell ran, none raised, and the plots are stored as images."""
+    nb = json.loads(lesson.with_suffix(".ipynb").read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code and all(c["execution_count"] is not None for c in code), "rebuild without --no-execute"
+    outputs = [o for c in code for o in c["outputs"]]
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    if "plt.show()" in lesson.read_text(encoding="utf-8"):
+        assert any("image/png" in o.get("data", {}) for o in outputs), "plots were not captured"
+
+
+# -- every lesson runs in quick mode ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lesson_runs_quick(lesson, minift_home, tmp_path):
+    # one intra-op thread: quick-mode models are too small to gain from two, and when other tests run at the
+    # same time, two spinning threads per process make everything several times slower
+    env = dict(os.environ, MINIFT_QUICK="1", MPLBACKEND="Agg", MINIFT_HOME=str(minift_home),
+               PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, str(lesson)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=QUICK_TIMEOUT_S)
+    assert proc.returncode == 0, f"{lesson.name} failed in quick mode:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    assert proc.stdout.strip(), "a lesson should print what it shows"
