@@ -17,7 +17,7 @@ Past block_size the cached path falls back to re-running the last block_size tok
 Correctness. The script stops with an error unless both paths produce identical tokens. The model is randomly
 initialised; --sharpen multiplies every weight matrix so that greedy decoding does not repeat one token forever
 (a GPT-2-init model is nearly uniform), which makes the identical-token check meaningful. Timing does not depend
-on the weights' values. The unit tests (tests/test_generation.py) check the same property on many more cases.
+on the weights' values. The unit tests (tests/model/test_generation.py) check the same property on many more cases.
 
 Example (CPU: about 30 s with --threads 1; use --threads 1 on a busy machine):
     python scripts/bench_generate.py --new-tokens 200 256 --repeats 3 --threads 1
