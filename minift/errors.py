@@ -29,3 +29,7 @@ class CheckpointError(MiniftError, ValueError):
 
 class OutputExistsError(MiniftError, FileExistsError):
     """An output directory already holds results; pass --force (force=True) to overwrite it."""
+
+
+class OutputError(MiniftError, OSError):
+    """An output location that cannot be written: read-only, not a directory, or a full disk."""

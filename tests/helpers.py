@@ -1,10 +1,11 @@
-"""Plain helpers shared by several test files (fixtures live in conftest.py). Test files import them with
-`from helpers import ...`: pytest puts this folder on sys.path, since it is not a package.
+"""Plain helpers shared by the test folders (fixtures live in conftest.py). Test files import them with
+`from helpers import ...` (pyproject.toml puts tests/ on the path).
 
-Two families:
-  * tiny seeded GPTs and inputs for the model tests (test_model.py, test_attention.py, test_generation.py);
-  * tiny seeded GPTs, inputs and a short training loop for the PEFT tests (test_lora.py, test_ia3.py,
-    test_adapters.py, test_prompts.py, test_reft.py, test_peft_core.py).
+One model factory, `make_model(seed, **shape)`, in two named shapes:
+  * TINY for the model tests (tests/model): 4 heads, vocabulary 97, context 32;
+  * CFG / LONG_CFG for the PEFT tests (tests/peft), whose parameter counts are checked by formula on these
+    numbers; `base_model` and `long_base_model` are make_model in those shapes.
+and the inputs and a short training loop the PEFT tests share.
 
 Everything is seeded with its own generator, so a helper returns the same tensors whatever ran before it.
 """
@@ -29,10 +30,11 @@ TINY = dict(vocab_size=97, block_size=32, n_layer=2, n_head=4, d_model=32)
 
 
 def make_model(seed: int = 0, sharpen: bool = False, **overrides) -> GPT:
-    """A tiny GPT in eval mode. `sharpen` scales every matrix ×15: a GPT-2-init model is so close to uniform that
-    greedy decoding repeats one token, which a broken cache or mask could still reproduce; scaled weights make the
-    next token depend on the whole context."""
-    torch.manual_seed(seed)
+    """A tiny GPT in eval mode, shape TINY unless overridden; the same seed gives the same weights. `sharpen`
+    scales every matrix ×15: a GPT-2-init model is so close to uniform that greedy decoding repeats one token,
+    which a broken cache or mask could still reproduce; scaled weights make the next token depend on the whole
+    context."""
+    seed_everything(seed)
     model = GPT(GPTConfig(**{**TINY, **overrides})).eval()
     if sharpen:
         with torch.no_grad():
@@ -89,9 +91,8 @@ LONG_CFG = GPTConfig(vocab_size=64, block_size=32, n_layer=2, n_head=2, d_model=
 
 
 def base_model(seed=0, cfg=CFG):
-    """A tiny GPT in eval mode; the same seed gives the same weights."""
-    seed_everything(seed)
-    return GPT(cfg).eval()
+    """`make_model` in the PEFT tests' shape."""
+    return make_model(seed, **cfg.to_dict())
 
 
 def ids(seed=1, b=2, t=8):

@@ -1,16 +1,24 @@
 """The cache of base models: `load_base(preset)` returns (model, tokenizer) from `minift_home()/base/<preset>`
 (`$MINIFT_HOME`, default ~/.cache/minift), pretraining it once, with a progress bar, if it is not there yet.
 `resolve_base(name)` accepts what `--base` accepts: a preset name, or a model directory.
+
+The cache entry appears whole or not at all: pretraining runs in `base/<preset>.partial/` and the finished directory
+is renamed to `base/<preset>` in one step. An interrupted first pretraining (Ctrl-C, a crash) therefore never
+leaves a half-built `base/<preset>`; the next call resumes the partial run from its last checkpoint (or starts it
+again if it had none). An entry that is there but damaged (a file missing or unreadable) is reported and rebuilt.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
 
 from minift.base.presets import PRESETS, get_preset
 from minift.base.pretrain import pretrain
 from minift.base.store import load_model_dir
-from minift.errors import MissingFileError
+from minift.errors import MiniftError, MissingFileError
 from minift.files import load_json, minift_home
 from minift.model.gpt import GPT
 from minift.model.tokenizer import Tokenizer
@@ -26,12 +34,41 @@ def load_base(preset: str = "tiny", device: str = "cpu", progress: bool = True) 
     """(model, tokenizer) of a preset's base model, from the cache; pretrained there once if absent (under torchrun
     by rank 0 alone, as one process, while the other ranks wait: the cache is the same however it is launched)."""
     get_preset(preset)
-    d = base_dir(preset)
-    if not (d / "config.json").is_file():
-        with distributed.main_first():
-            if not (d / "config.json").is_file():
-                pretrain(d, preset, resume=(d / "last.pt").is_file(), device="cpu", progress=progress)
-    return load_model_dir(d, device=device)
+    with distributed.main_first():  # the others then find it built
+        build_base(preset, progress=progress)
+    return load_model_dir(base_dir(preset), device=device)
+
+
+def build_base(preset: str = "tiny", progress: bool = True, device: str = "cpu", force: bool = False) -> Path:
+    """Make sure the cache holds a complete base for `preset` and return its directory (see the module docstring):
+    nothing to do when it is there and readable (unless `force`); otherwise pretrain it in `<preset>.partial/`,
+    resuming an interrupted attempt, and rename the result into place."""
+    get_preset(preset)
+    final = base_dir(preset)
+    partial = final.with_name(final.name + ".partial")
+    if final.exists():
+        problem = None if force else damaged(final)
+        if problem is None and not force:
+            return final
+        if problem is not None:
+            print(f"minift: the cached base {final} is incomplete or damaged ({problem}); rebuilding it",
+                  file=sys.stderr)
+        shutil.rmtree(final)  # the cache's own directory, never a user's
+    resume = (partial / "last.pt").is_file() and not force
+    if resume:
+        print(f"minift: resuming the interrupted pretraining of the '{preset}' base in {partial}", file=sys.stderr)
+    pretrain(partial, preset, resume=resume, force=True, device=device, progress=progress)
+    os.replace(partial, final)  # appears in one step, complete
+    return final
+
+
+def damaged(path: Path) -> str | None:
+    """Why the model directory at `path` cannot be used (one line), or None when it loads."""
+    try:
+        load_model_dir(path)
+    except MiniftError as e:
+        return str(e)
+    return None
 
 
 def resolve_base(base: str, progress: bool = True) -> tuple[GPT, Tokenizer, str]:

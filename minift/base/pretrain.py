@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from minift.base.presets import Preset, get_preset
-from minift.base.store import save_model_dir
+from minift.base.store import MODEL_FILES, save_model_dir
 from minift.data.corpus import corpus_splits
 from minift.errors import ConfigError
 from minift.files import prepare_out_dir, torch_load
@@ -25,7 +25,10 @@ from minift.model.tokenizer import Tokenizer
 from minift.training import distributed
 from minift.training.device import pick_device
 from minift.training.batches import lm_loss_fn, random_windows
+from minift.training.checkpoints import TRAINING_FILES
 from minift.training.loop import TrainResult, evaluate, train
+
+PRETRAIN_FILES = MODEL_FILES + TRAINING_FILES  # what `pretrain` writes, and all that --force may replace
 
 
 def encode_documents(tokenizer: Tokenizer, docs: list[str]) -> torch.Tensor:
@@ -88,7 +91,7 @@ def pretrain(out_dir, preset: str = "tiny", max_steps: int | None = None, resume
     distributed.init_from_env(pick_device(device))
     main = distributed.is_main()
     with distributed.main_first():  # rank 0 prepares the directory and the tokenizer, then the others read them
-        out_dir = prepare_out_dir(out_dir, force=force, resume=resume) if main else Path(out_dir)
+        out_dir = prepare_out_dir(out_dir, PRETRAIN_FILES, force=force, resume=resume) if main else Path(out_dir)
         tok_path = out_dir / "tokenizer.json"
         tokenizer = Tokenizer.load(tok_path) if tok_path.is_file() and (resume or not main) else None
         data = pretraining_data(p, tokenizer=tokenizer, seed=seed)

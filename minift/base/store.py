@@ -22,6 +22,8 @@ from minift.files import load_json, save_json, torch_load, torch_save_atomic
 from minift.model.gpt import GPT, GPTConfig
 from minift.model.tokenizer import Tokenizer
 
+MODEL_FILES = ("config.json", "model.pt", "tokenizer.json")  # a model directory
+
 
 def save_model_dir(out_dir, model: GPT, tokenizer: Tokenizer, **info) -> Path:
     """Write config.json, model.pt and tokenizer.json into out_dir (each atomically)."""
@@ -37,9 +39,12 @@ def save_model_dir(out_dir, model: GPT, tokenizer: Tokenizer, **info) -> Path:
 def load_model_dir(path, device="cpu") -> tuple[GPT, Tokenizer]:
     """Load (model, tokenizer) from a directory written by `save_model_dir` / `minift pretrain`."""
     path = Path(path)
+    if path.is_file():
+        raise MissingFileError(f"{path} is a file; give the model directory (config.json, model.pt, tokenizer.json) "
+                               "that `minift pretrain --out`, `minift merge` or a full fine-tuning run wrote")
     if not path.is_dir():
-        raise MissingFileError(f"no model directory at {path}; create one with `minift pretrain --out {path}`")
-    for name in ("config.json", "model.pt", "tokenizer.json"):
+        raise MissingFileError(f"no model directory at {path}")
+    for name in MODEL_FILES:
         if not (path / name).is_file():
             raise MissingFileError(f"{path} is not a complete model directory: {name} is missing")
     meta = load_json(path / "config.json")
@@ -57,6 +62,7 @@ def load_model_dir(path, device="cpu") -> tuple[GPT, Tokenizer]:
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(f"{path / 'model.pt'} does not match config.json: {first}") from None
+    model.origin = str(path.resolve())  # where it came from: an adapter records it, to name its base in errors
     return model.to(device).eval(), tokenizer
 
 

@@ -20,6 +20,8 @@ METHOD_FLAGS = {"rank": ("r", "rank"), "alpha": ("alpha",), "targets": ("targets
                 "positions": ("positions",), "n_virtual": ("n_virtual",), "reduction_factor": ("reduction_factor",)}
 
 def cmd_pretrain(args) -> int:
+    if args.out is None:
+        return _pretrain_cache(args)
     from minift.base.pretrain import pretrain
     from minift.training.distributed import is_main
 
@@ -30,6 +32,31 @@ def cmd_pretrain(args) -> int:
     print(f"pretrained '{args.preset}' ({model.num_parameters():,} parameters) in {result.elapsed_s:.0f} s: "
           f"{result.steps} steps, best validation loss {result.best_val_loss:.3f}")
     print(f"wrote {args.out}/ (config.json, model.pt, tokenizer.json, metrics.jsonl, loss.png)")
+    return 0
+
+
+def _pretrain_cache(args) -> int:
+    """`minift pretrain` without --out: the preset's standard base, into the cache every `--base PRESET` reads."""
+    from minift.base.cache import base_dir, build_base
+    from minift.files import load_json
+    from minift.training import distributed
+
+    if args.max_steps is not None or args.seed != 0:
+        raise ConfigError("the cache holds each preset's standard base; for other --max-steps or --seed, "
+                          "pretrain into a directory of your own with --out DIR (and use it with --base DIR)")
+    from minift.training.device import pick_device
+
+    distributed.init_from_env(pick_device(args.device))
+    rank = distributed.world()[0]  # read before main_first, inside which every rank looks like a single process
+    with distributed.main_first():  # under torchrun rank 0 builds the cache, the others then find it built
+        was = base_dir(args.preset).is_dir()
+        d = build_base(args.preset, device=args.device, force=args.force and rank == 0)
+    if rank > 0:
+        return 0
+    info = load_json(d / "config.json")
+    verb = "already cached" if was and not args.force else "pretrained"
+    print(f"{verb}: the '{args.preset}' base in {d} ({info.get('steps')} steps, best validation loss "
+          f"{info.get('best_val_loss', float('nan')):.3f}); `--base {args.preset}` uses it")
     return 0
 
 
@@ -45,6 +72,9 @@ def method_options(args) -> dict:
             wrong = ", ".join("--" + f.replace("_", "-") for f in given) or "--opt"
             raise ConfigError(f"{wrong}: not an option of full fine-tuning; its only option is --freeze-until K")
         return {}
+    if args.method not in METHODS:
+        raise ConfigError(f"unknown method {args.method!r}; choose full or one of {', '.join(METHODS)} "
+                          "(`minift methods` describes them)")
     if args.freeze_until is not None:
         raise ConfigError(f"--freeze-until applies to full fine-tuning only, not to method {args.method!r}")
     known = {f.name for f in fields(METHODS[args.method])}
@@ -93,6 +123,7 @@ def results_summary(r: dict) -> str:
     lines = [markdown_table([row])]
     for name, b in r.get("baselines", {}).items():
         lines.append(f"baseline {name}: accuracy {b['accuracy']:.3f}, macro-F1 {b['macro_f1']:.3f}")
+    lines += [f"warning: {w}" for w in r.get("warnings", [])]
     return "\n".join(lines)
 
 
@@ -100,24 +131,28 @@ def cmd_eval(args) -> int:
     from minift.finetune.load import evaluate_run
     from minift.tables import markdown_table, metrics_rows
 
-    metrics = evaluate_run(args.run_dir, task=args.task, n_eval=args.n_eval)
+    metrics = evaluate_run(args.run_dir, task=args.task, n_eval=args.n_eval,
+                           allow_changed_data=args.allow_changed_data, allow_other_base=args.allow_other_base)
     print(markdown_table(metrics_rows(metrics)))
     return 0
 
 
 def cmd_merge(args) -> int:
-    from minift.base.store import save_model_dir
-    from minift.files import load_json, prepare_out_dir
+    from minift.base.store import MODEL_FILES, save_model_dir
+    from minift.errors import OutputExistsError
+    from minift.files import check_out_dir, prepare_out_dir
     from minift.finetune.classify import save_head
     from minift.finetune.config import FinetuneConfig
-    from minift.finetune.load import load_finetuned
+    from minift.finetune.load import load_finetuned, read_run
     from minift.peft import METHODS, merge_and_unload
     from minift.peft.adapters import gpt_of
 
     run = Path(args.run_dir)
-    if not (run / "finetune.json").is_file():
-        load_finetuned(run)  # raises the "not a run directory" error
-    meta = load_json(run / "finetune.json")
+    meta = read_run(run)  # a finished run, or a one-line error
+    if (Path(args.out) / "finetune.json").is_file():  # never mix a merged model into a run (its head.pt, model/)
+        raise OutputExistsError(f"{args.out} is a fine-tuning run directory; write the merged model elsewhere")
+    owned = (*MODEL_FILES, "head.pt")
+    check_out_dir(args.out, owned, force=args.force)  # before the expensive part
     method = FinetuneConfig.from_dict(meta["config"]).method
     if method == "full":  # checked before loading anything: fail fast
         raise ConfigError(f"{run} is full fine-tuning: there is no adapter to merge, and {run / 'model'} already "
@@ -125,8 +160,8 @@ def cmd_merge(args) -> int:
     if not METHODS[method].mergeable:
         raise ConfigError(f"method {method!r} cannot be merged: {METHODS[method].why_not_mergeable}; "
                           "load the run directory itself (base + adapter) instead")
-    model, tok, config = load_finetuned(run)
-    out = prepare_out_dir(args.out, force=args.force, markers=("config.json", "model.pt"))
+    model, tok, config = load_finetuned(run, allow_other_base=args.allow_other_base)
+    out = prepare_out_dir(args.out, owned, force=args.force)
     gpt = gpt_of(model)
     merge_and_unload(gpt)
     info = {"preset": meta["preset"], "merged_from": run.name, "method": method}
@@ -143,14 +178,20 @@ def cmd_merge(args) -> int:
 def cmd_generate(args) -> int:
     import torch
 
+    from minift.base.presets import PRESETS
     from minift.base.store import load_model_dir
     from minift.files import load_json
 
     path = Path(args.model_dir)
+    if not path.exists() and args.model_dir in PRESETS:  # a preset's cached base, as --base accepts
+        from minift.base.cache import base_dir, load_base
+
+        load_base(args.model_dir)
+        path = base_dir(args.model_dir)
     if (path / "finetune.json").is_file():
         from minift.finetune.load import load_finetuned
 
-        model, tok, config = load_finetuned(path)
+        model, tok, config = load_finetuned(path, allow_other_base=args.allow_other_base)
         run_template = None if load_json(path / "finetune.json")["kind"] == "labelled" else config.template
     else:
         model, tok = load_model_dir(path)
@@ -180,6 +221,10 @@ def _generate_text(model, tok, args, template_name) -> int:
     from minift.finetune.templates import get_template
     from minift.peft import method_of
 
+    if args.max_new_tokens > model.config.block_size:
+        raise ConfigError(f"--max-new-tokens {args.max_new_tokens} is more than the model's whole context "
+                          f"({model.config.block_size} tokens): by then it no longer sees the prompt; use at most "
+                          f"{model.config.block_size}")
     template = None if template_name is None else get_template(template_name)
     text = args.prompt if template is None else template.format_prompt(args.prompt, args.input or "")
     ids = tok.encode(text)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 
 from dataclasses import fields
@@ -40,6 +42,20 @@ from minift.finetune.templates import TEMPLATES
 
 FINETUNE_DEFAULTS = {f.name: f.default for f in fields(FinetuneConfig)}  # one source for the defaults shown
 
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, reading "-1e-3" as a (negative) number, not as an unknown option: `--lr -1e-3` should say that a
+    learning rate must be > 0, not "expected one argument". Subcommand parsers are made of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$", re.I)
+
+    def error(self, message: str):
+        """A usage error in one line (argparse prints the whole usage first), exit status 2 as argparse's."""
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def _number(text: str, kind: type, minimum: float, strict: bool = False):
     """Parse `text` as `kind` (int or float) and require ≥ minimum (> minimum with strict); argparse turns the
     ArgumentTypeError into a one-line usage error."""
@@ -48,6 +64,8 @@ def _number(text: str, kind: type, minimum: float, strict: bool = False):
     except ValueError:
         what = "a whole number" if kind is int else "a number"
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     if value < minimum or (strict and value == minimum):
         raise argparse.ArgumentTypeError(f"expected a number {'>' if strict else '≥'} {minimum}, got {value}")
     return value
@@ -156,6 +174,12 @@ def _finetune_parser(sub) -> None:
     s.set_defaults(func=cmd_finetune)
 
 
+def _allow_other_base(s) -> None:
+    s.add_argument("--allow-other-base", action="store_true",
+                   help="load the adapter although the base's weights differ from the ones it was trained on "
+                        "(same shapes); only for a base you know to be equivalent")
+
+
 def _compare_parser(sub) -> None:
     text = "fine-tune several methods on one task and compare them: results.json, table.md, plots"
     s = _sub(sub, "compare", text)
@@ -184,19 +208,22 @@ def _compare_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="minift", description="Fine-tuning from scratch in plain PyTorch.",
+    p = _Parser(prog="minift", description="Fine-tuning from scratch in plain PyTorch.",
                                 formatter_class=_Formatter)
     p.add_argument("--version", action="version", version=f"minift {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    s = _sub(sub, "pretrain", "pretrain a base model on the built-in corpus")
-    s.add_argument("--out", required=True, help="output directory")
+    s = _sub(sub, "pretrain", "pretrain a base model on the built-in corpus (into the cache that --base PRESET "
+                              "reads, or into --out)")
+    s.add_argument("--out", default=None, help="output directory (unset: the cache, $MINIFT_HOME/base/PRESET, "
+                                               "where `--base PRESET` and the lessons find it)")
     s.add_argument("--preset", default="tiny", choices=list(PRESETS), help="model size and recipe")
-    s.add_argument("--max-steps", type=_positive_int, default=None, help="override the preset's number of steps")
-    s.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    s.add_argument("--force", action="store_true", help="overwrite an existing output directory")
+    s.add_argument("--max-steps", type=_positive_int, default=None, help="override the preset's number of steps "
+                                                                          "(with --out only)")
+    s.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (the cache resumes by itself)")
+    s.add_argument("--force", action="store_true", help="replace the files an earlier pretraining wrote there")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    s.add_argument("--seed", type=int, default=0, help="corpus, tokenizer and initialisation")
+    s.add_argument("--seed", type=int, default=0, help="corpus, tokenizer and initialisation (with --out only)")
     s.set_defaults(func=cmd_pretrain)
 
     _finetune_parser(sub)
@@ -210,16 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir", help="a run directory (from `minift finetune`)")
     s.add_argument("--task", default=None, help="a built-in task of the same kind (default: the run's own)")
     s.add_argument("--n-eval", type=_positive_int, default=None, help="score only this many examples per split")
+    s.add_argument("--allow-changed-data", action="store_true",
+                   help="score on the run's data file even though it changed since training (its test split may "
+                        "then hold training rows)")
+    _allow_other_base(s)
     s.set_defaults(func=cmd_eval)
 
     s = _sub(sub, "merge", "fold a LoRA / DoRA / (IA)³ run into the base weights: a plain model directory")
     s.add_argument("run_dir", help="a run directory (from `minift finetune --method lora|dora|ia3`)")
     s.add_argument("--out", required=True, help="output model directory")
-    s.add_argument("--force", action="store_true", help="overwrite an existing output directory")
+    s.add_argument("--force", action="store_true", help="replace the files an earlier merge wrote there")
+    _allow_other_base(s)
     s.set_defaults(func=cmd_merge)
 
     s = _sub(sub, "generate", "continue a prompt with a model directory or a fine-tuning run")
-    s.add_argument("model_dir", help="a model directory (from `minift pretrain` / `minift merge`) or a run directory")
+    s.add_argument("model_dir", help="a model directory (from `minift pretrain --out` / `minift merge`), a run "
+                                     f"directory, or a preset ({', '.join(PRESETS)}: its cached base)")
     s.add_argument("--prompt", required=True, help="the text, or the instruction when a template is used")
     s.add_argument("--input", default=None, help="the instruction's input (templates only)")
     s.add_argument("--template", default="auto", choices=["auto", "alpaca", "plain", "none"],
@@ -228,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=_non_negative_float, default=0.8, help="0 = greedy")
     s.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens only")
     s.add_argument("--seed", type=int, default=0, help="sampling")
+    _allow_other_base(s)
     s.set_defaults(func=cmd_generate)
 
     s = _sub(sub, "data", "the built-in task data sets")
@@ -254,6 +288,10 @@ def main(argv=None) -> int:
         return args.func(args)
     except MiniftError as e:
         print(f"minift: error: {distributed.rank_tag()}{e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file system problem no check above foresaw: still one line, no traceback
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"minift: error: {distributed.rank_tag()}{e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("minift: interrupted", file=sys.stderr)

@@ -154,6 +154,9 @@ def _finish(records: list[tuple[str, object]], source: str, labels, n_blank: int
         if len(counts) < 2:
             raise InputError(f"{source}: every example has label {next(iter(counts))!r}; a classifier needs at "
                              "least two classes (check the label column, or that the file is not a filtered subset)")
+    if kind == "instruction" and not any(r["output"].strip() for r in out):
+        raise InputError(f"{source}: every example's 'output' is empty, so there is no answer to learn (check the "
+                         "column name: it must be 'output')")
     out.report = report
     return out
 

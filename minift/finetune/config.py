@@ -20,13 +20,18 @@ defaults without loading the model code.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
+from minift.base.presets import PRESETS
 from minift.errors import ConfigError
 from minift.finetune.templates import TEMPLATES
 
 FULL_FINETUNING_LR = 3e-4  # every weight moves: small steps (tiny base, sentiment, 10 epochs: 0.96)
 DEFAULT_EPOCHS = 10
+MIN_DEFAULT_STEPS = 200  # with neither epochs nor max_steps given: a small data set still gets enough steps to learn
+TOO_FEW_STEPS = 50       # fewer optimizer steps than this rarely learn anything: the run warns
 
 
 @dataclass
@@ -84,12 +89,15 @@ class FinetuneConfig:
         pos_int("freeze_until", 0)
         pos_int("warmup", 0)
         need(self.epochs is None or self.max_steps is None, "give epochs or max_steps, not both")
-        need(self.epochs is None or (isinstance(self.epochs, (int, float)) and self.epochs > 0),
+        need(self.epochs is None or (isinstance(self.epochs, (int, float)) and math.isfinite(self.epochs)
+                                     and self.epochs > 0),
              f"epochs must be > 0, got {self.epochs!r}")
         for name in ("lr", "head_lr"):
             v = getattr(self, name)
-            need(v is None or (isinstance(v, (int, float)) and v > 0), f"{name} must be > 0, got {v!r}")
-        need(self.weight_decay >= 0, f"weight_decay must be ≥ 0, got {self.weight_decay}")
+            need(v is None or (isinstance(v, (int, float)) and math.isfinite(v) and v > 0),
+                 f"{name} must be a finite number > 0, got {v!r}")
+        need(isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+             f"weight_decay must be a finite number ≥ 0, got {self.weight_decay!r}")
         need(self.template == "auto" or self.template in TEMPLATES,
              f"template must be auto or one of {sorted(TEMPLATES)}, got {self.template!r}")
         need(isinstance(self.seed, int), f"seed must be an integer, got {self.seed!r}")
@@ -97,6 +105,11 @@ class FinetuneConfig:
              f"{self.method} finds the prompt through its masked labels, so it needs train_on_prompt=False")
         if self.method != "full":
             self.method_config()  # unknown options or bad values fail now, not after loading the base
+        # paths are remembered absolute, so the run can be evaluated (or resumed) from any directory
+        if self.data is not None:
+            self.data = str(Path(self.data).expanduser().resolve())
+        if self.base not in PRESETS and Path(self.base).expanduser().is_dir():
+            self.base = str(Path(self.base).expanduser().resolve())
 
     @property
     def resolved_lr(self) -> float:

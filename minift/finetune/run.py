@@ -27,26 +27,30 @@ names no method and no task. Reading a finished run back: minift/finetune/load.p
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
 from minift import __version__
 from minift.base.cache import resolve_base
-from minift.base.store import fingerprint, save_model_dir
+from minift.base.store import MODEL_FILES, fingerprint, save_model_dir
 from minift.data.task_data import TaskData, load_task_data
-from minift.files import load_json, prepare_out_dir, save_json
+from minift.files import check_out_dir, file_sha256, load_json, prepare_out_dir, save_json
 from minift.finetune.classify import (Classifier, bow_logreg_baseline, classify_collate, classify_loss_fn,
                                       encode_labelled, majority_baseline, save_head)
-from minift.finetune.config import DEFAULT_EPOCHS, FinetuneConfig
+from minift.finetune.config import DEFAULT_EPOCHS, MIN_DEFAULT_STEPS, TOO_FEW_STEPS, FinetuneConfig
 from minift.finetune.evaluation import context_reserve, evaluate_task, max_new_tokens_for
 from minift.finetune.forgetting import base_lm_loss, forgetting, lm_val_loss, pretraining_batches
 from minift.finetune.record import ResultRecord
 from minift.finetune.sft import encode_dataset, sft_collate, sft_loss_fn
 from minift.finetune.templates import get_template, resolve_template_name
-from minift.errors import ConfigError
+from minift.base.presets import PRESETS
+from minift.errors import ConfigError, MiniftError, MissingFileError
+from minift.model.gpt import GPT, GPTConfig
 from minift.peft import apply_method, count_parameters, save_adapter
 from minift.training import distributed
 from minift.training.batches import epoch_batches
+from minift.training.checkpoints import TRAINING_FILES
 from minift.training.config import TrainConfig
 from minift.training.costs import optimizer_state_bytes, path_bytes, peak_memory_mb, reset_peak_memory
 from minift.training.device import describe_device, pick_device, seed_everything
@@ -56,6 +60,9 @@ from minift.training.optim import param_groups as default_param_groups
 FORMAT = "minift-finetune-1"
 # may change between a run and its resume: they do not decide what the finished steps saw
 RESUMABLE_CHANGES = {"device", "n_eval", "max_steps", "epochs", "patience", "eval_every"}
+# every file a run writes, and all that --force may replace (a full run's model/ is a model directory)
+RUN_FILES = ("finetune.json", "results.json", "adapter.pt", "head.pt", *(f"model/{n}" for n in MODEL_FILES),
+             *TRAINING_FILES)
 
 
 # -- building the model --------------------------------------------------------------------------------------------
@@ -126,9 +133,13 @@ def param_groups(config: FinetuneConfig, model):
 
 
 def train_config(config: FinetuneConfig, batches_per_epoch: int, progress: bool, world_size: int = 1) -> TrainConfig:
-    """A step takes grad_accum micro-batches on each of world_size processes, which sets the steps per epoch."""
+    """A step takes grad_accum micro-batches on each of world_size processes, which sets the steps per epoch.
+    With neither epochs nor max_steps given: DEFAULT_EPOCHS epochs, but at least MIN_DEFAULT_STEPS steps, so that
+    a file of a few hundred rows is seen often enough to learn from (the built-in tasks have 220–320 steps)."""
     steps = config.max_steps or max(1, math.ceil((config.epochs or DEFAULT_EPOCHS) * batches_per_epoch
                                                  / (config.grad_accum * world_size)))
+    if config.max_steps is None and config.epochs is None:
+        steps = max(steps, MIN_DEFAULT_STEPS)
     eval_every = config.eval_every or max(1, steps // 10)
     warmup = min(steps, config.warmup if config.warmup is not None else steps // 20)
     return TrainConfig(max_steps=steps, grad_accum=config.grad_accum, lr=config.resolved_lr, warmup_steps=warmup,
@@ -147,15 +158,22 @@ def finetune(config: FinetuneConfig, out_dir, force: bool = False, resume: bool 
     out = Path(out_dir)
     device = distributed.init_from_env(pick_device(config.device))  # torchrun: this rank's device
     rank, world = distributed.world()
+    # everything that can be checked cheaply is checked before the base is loaded (or pretrained, minutes)
+    check_out_dir(out, RUN_FILES, force=force, resume=resume)
     if resume and (out / "finetune.json").is_file():
         _check_resumable(out, config)
+    if config.base not in PRESETS and not Path(config.base).is_dir():
+        raise MissingFileError(f"base {config.base!r} is neither a preset ({', '.join(PRESETS)}) nor a model "
+                               "directory")
+    td = load_task_data(config.task, config.data, config.seed, config.n_train)
+    check_method_fits(config)
     if rank == 0:
-        out = prepare_out_dir(out, force=force, resume=resume,
-                              markers=("finetune.json", "results.json", "metrics.jsonl", "last.pt"))
+        if resume and not (out / "last.pt").is_file():
+            print(f"minift: nothing to resume in {out} (no last.pt): starting a new run", file=sys.stderr)
+        out = prepare_out_dir(out, RUN_FILES, force=force, resume=resume)
     distributed.barrier()  # the directory is ready (or cleared) before any rank looks into it
     reset_peak_memory(device)
     gpt, tok, preset = resolve_base(config.base, progress)
-    td = load_task_data(config.task, config.data, config.seed, config.n_train)
     template_name = resolve_template_name(config.template, gpt.config.block_size)
     template = get_template(template_name)
     base_print = fingerprint(gpt)
@@ -167,10 +185,17 @@ def finetune(config: FinetuneConfig, out_dir, force: bool = False, resume: bool 
         save_json(out / "finetune.json", {
             "format": FORMAT, "config": config.to_dict(), "kind": td.kind, "labels": td.labels, "preset": preset,
             "method_config": cfg.to_dict() if cfg is not None else None, "base_fingerprint": base_print,
-            "max_new_tokens": max_new, "template": template_name, "minift_version": __version__})
+            "max_new_tokens": max_new, "template": template_name, "minift_version": __version__,
+            "data_sha256": file_sha256(config.data) if config.data else None})
 
     loss_fn, train_batches, val_batches, data_stats = make_batches(config, model, tok, td, template, cfg)
     tcfg = train_config(config, len(train_batches), progress, world)
+    notes = []
+    if tcfg.max_steps < TOO_FEW_STEPS:
+        notes.append(f"only {tcfg.max_steps} optimizer steps ({data_stats['n_train']} training examples): probably "
+                     "too few to learn the task; give more data, --epochs or --max-steps")
+        if rank == 0:
+            print(f"minift: warning: {notes[-1]}", file=sys.stderr)
     result = train(model, loss_fn, train_batches, tcfg, val_batches=val_batches, out_dir=out,
                    param_groups=param_groups(config, model), resume=resume and (out / "last.pt").is_file())
     if rank > 0:
@@ -186,6 +211,7 @@ def finetune(config: FinetuneConfig, out_dir, force: bool = False, resume: bool 
         baselines = {b["name"]: b for b in (majority_baseline(td.splits["train"], test),
                                             bow_logreg_baseline(td.splits["train"], test))}
     after = lm_val_loss(gpt, probe)
+    notes += run_warnings(result, before, after, tcfg.lr)
     weights = _save_weights(out, model, gpt, tok, td, cfg, preset)
     counts = count_parameters(model)
     val_losses = [r["val_loss"] for r in result.history if "val_loss" in r]
@@ -204,9 +230,55 @@ def finetune(config: FinetuneConfig, out_dir, force: bool = False, resume: bool 
         tokens_per_s=result.tokens_per_s, peak_memory_mb=peak_memory_mb(device),
         peak_memory_kind="cuda_allocated" if device.type == "cuda" else "process_rss",
         device=describe_device(device) + (f" × {world} processes (DDP)" if world > 1 else ""), world_size=world,
-        data=data_stats, max_new_tokens=max_new, samples=samples)
+        data=data_stats, max_new_tokens=max_new, warnings=notes, samples=samples)
     record.save(out / "results.json")
     return record.to_dict()
+
+
+def check_method_fits(config: FinetuneConfig) -> None:
+    """Apply the method to a weightless copy of the base's architecture (the "meta" device: shapes, no numbers), so
+    a method that cannot fit the model (LoRA rank above a layer's size, an unknown target) fails before the base
+    is loaded or pretrained. A base whose architecture cannot be read yet is checked later, for real."""
+    cfg = None if config.method == "full" else config.method_config()
+    arch = _architecture(config.base)
+    if cfg is None or arch is None or getattr(cfg, "init", None) == "text":  # text init needs the tokenizer
+        return
+    import torch
+
+    try:
+        with torch.device("meta"):
+            apply_method(GPT(arch), cfg)
+    except MiniftError:
+        raise
+    except Exception:  # an operation the meta device lacks: the real application below checks it all the same
+        return
+
+
+def _architecture(base: str) -> GPTConfig | None:
+    if base in PRESETS:
+        p = PRESETS[base]
+        return GPTConfig(vocab_size=p.vocab_size, **p.model)
+    config_file = Path(base) / "config.json"
+    if config_file.is_file():
+        try:
+            return GPTConfig.from_dict(load_json(config_file)["model"])
+        except (MiniftError, KeyError, TypeError):
+            return None  # resolve_base reports what is wrong with the directory
+    return None
+
+
+def run_warnings(result, before: float, after: float, lr: float) -> list[str]:
+    """What went visibly wrong in a finished run, in words: a training loss that never came down (diverged or
+    stuck), or a model that forgot most of what pretraining taught it."""
+    notes = []
+    losses = [r["train_loss"] for r in result.history if "train_loss" in r]
+    if len(losses) >= 2 and losses[-1] >= losses[0]:
+        notes.append(f"the training loss did not come down ({losses[0]:.3g} at the first log, {losses[-1]:.3g} at "
+                     f"the end): the run diverged or is stuck; lower the learning rate (it was {lr:.3g})")
+    if after - before > 1.0:
+        notes.append(f"the model forgot much of its pretraining (pretraining-text loss {before:.3f} → {after:.3f}); "
+                     "a lower learning rate, fewer steps or a PEFT method keep more of it")
+    return notes
 
 
 def _check_resumable(out: Path, config: FinetuneConfig) -> None:

@@ -36,6 +36,7 @@ adapter, merging it into the base weights) is in persistence.py.
 
 from __future__ import annotations
 
+import math
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -154,13 +155,36 @@ def method_of(model: nn.Module) -> MethodConfig | None:
 
 
 def method_config(name: str, **kwargs) -> MethodConfig:
-    """`method_config("lora", r=4)` → LoRAConfig(r=4). Unknown names or fields raise ConfigError."""
+    """`method_config("lora", r=4)` → LoRAConfig(r=4). Unknown names or fields, and values of the wrong type
+    (`--opt dropout=abc`), raise ConfigError."""
     cls = _lookup(name)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(kwargs) - known)
+    types = {f.name: f.type for f in fields(cls)}
+    unknown = sorted(set(kwargs) - set(types))
     if unknown:
-        raise ConfigError(f"unknown {name!r} options {unknown}; known options are {sorted(known)}")
+        raise ConfigError(f"unknown {name!r} options {unknown}; known options are {sorted(types)}")
+    for key, value in kwargs.items():
+        check_type(f"{name} option {key}", value, types[key])
     return cls(**kwargs)
+
+
+_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "list": (list, tuple), "dict": dict}
+
+
+def check_type(what: str, value, annotation) -> None:
+    """Check `value` against a field's annotation (a string such as "int | None", as `from __future__ import
+    annotations` leaves them); a bool is not accepted as a number. ConfigError naming what was expected."""
+    names = [t.strip() for t in str(annotation).split("|")]
+    if value is None and "None" in names:
+        return
+    for t in names:
+        expected = _TYPES.get(t)
+        if expected is None:
+            return  # an annotation this check does not know: leave it to the config's own validation
+        if isinstance(value, expected) and not (isinstance(value, bool) and t != "bool"):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{what} must be a finite number, got {value}")
+            return
+    raise ConfigError(f"{what} must be {' or '.join(names)}, got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -199,6 +199,11 @@ class LoRAConfig(MethodConfig):
                 raise ConfigError(f"{name}.weight is tied to another module (lm_head shares tok_emb.weight); a "
                                   "LoRA update there would also change the embedding when merged. Leave it out of "
                                   "targets (use 'all-linear', which skips lm_head) or untie the weights first")
+            if self.r > min(lin.in_features, lin.out_features):
+                raise ConfigError(f"LoRA rank r={self.r} is larger than {name} ({lin.out_features}×{lin.in_features}) "
+                                  f"can use: B A has rank ≤ {min(lin.in_features, lin.out_features)}, and beyond a "
+                                  "few percent of that LoRA is no longer parameter-efficient; use r between 1 and "
+                                  f"{min(lin.in_features, lin.out_features)} (typically 4–16)")
         for name, lin in chosen:
             replace_module(model, name, LoRALinear(lin, self.r, self.alpha, self.dropout, self.rslora,
                                                    self.use_dora, self.init))

@@ -21,6 +21,8 @@ minift.peft exports the public functions.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn as nn
 
@@ -64,18 +66,43 @@ def _base_config(model: nn.Module):
     return cfg.to_dict() if hasattr(cfg, "to_dict") else None
 
 
+def base_fingerprint(model: nn.Module, exclude: set[str]) -> str:
+    """A short hash of the base weights under a method: every tensor of the state_dict except the adapter's own
+    (`exclude`: the names of `_adapter_tensors(model)`). Computed with the method applied (so the names are the same when saving and when loading), it
+    names the exact base an adapter was trained on, not only its shapes."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        if name not in exclude:
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def save_adapter(model: nn.Module, path) -> None:
-    """Atomically write {"format", "version", "method", "base", "state"} with torch.save."""
+    """Atomically write {"format", "version", "method", "base", "base_fingerprint", "base_origin", "state"} with
+    torch.save. The fingerprint names the exact base weights; the origin (where the base was loaded from, when
+    known) is for the error message a mismatch gives."""
     config = _require_method(model)
     if any(m.merged for _, m in peft_modules(model)):
         raise ConfigError("the adapter is merged into the base weights; call unmerge(model) before saving it")
     state = {k: v.detach().cpu().clone() for k, v in _adapter_tensors(model).items()}
     torch_save_atomic({"format": FORMAT, "version": VERSION, "method": config.to_dict(),
-                       "base": _base_config(model), "state": state}, path)
+                       "base": _base_config(model), "state": state,
+                       "base_fingerprint": base_fingerprint(model, set(state)),
+                       "base_origin": _origin(model)}, path)
 
 
-def load_adapter(model: nn.Module, path) -> nn.Module:
-    """Apply the stored method to a plain base model (or check the applied one is the same) and load strictly."""
+def _origin(model: nn.Module) -> str | None:
+    body = getattr(model, "body", model)  # a Classifier's GPT
+    return getattr(body, "origin", None)
+
+
+def load_adapter(model: nn.Module, path, allow_other_base: bool = False) -> nn.Module:
+    """Apply the stored method to a plain base model (or check the applied one is the same) and load strictly.
+
+    The base must be the one the adapter was trained on: same architecture, and same weights (the file's
+    `base_fingerprint`, checked once the method is in place, before any adapter tensor is loaded; a refused
+    plain model is left with the method applied, untrained). `allow_other_base=True` skips the weights check."""
     payload = torch_load(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a minift adapter file (expected 'format': {FORMAT!r}); "
@@ -99,6 +126,16 @@ def load_adapter(model: nn.Module, path) -> nn.Module:
         diff = _dict_diff(config.to_dict(), current.to_dict())
         raise CheckpointError(f"{path} holds another method config than the one applied: {diff} (file vs model); "
                               "load it into a plain base model instead")
+    recorded = payload.get("base_fingerprint")
+    if recorded is not None and not allow_other_base:
+        ours = base_fingerprint(model, set(_adapter_tensors(model)))
+        if ours != recorded:
+            was = payload.get("base_origin") or "another base"
+            now = _origin(model) or "this model"
+            raise CheckpointError(f"{path} was trained on {was} (weights fingerprint {recorded}), not on {now} "
+                                  f"({ours}), which has the same shapes but other weights; load it into the base it "
+                                  "was trained on (or pass allow_other_base=True / --allow-other-base if you know "
+                                  "the two are equivalent)")
     _load_strict(model, payload["state"], path)
     return model
 

@@ -30,6 +30,7 @@ from minift.errors import CheckpointError, ConfigError
 from minift.files import append_jsonl, atomic_path, atomic_write_text, read_jsonl, torch_load, torch_save_atomic
 
 FORMAT = "minift-train-1"
+TRAINING_FILES = ("metrics.jsonl", "last.pt", "best.pt", "loss.png")  # what the loop writes into out_dir
 # Changing these between a run and its resume would change which data each step sees, so resuming is refused.
 # So would changing grad_accum × world size (the micro-batches of one step, minift/training/distributed.py); either factor
 # may change if the product stays (e.g. 2 processes × 2 → 1 process × 4).

@@ -6,6 +6,7 @@ that runs it is `minift.training.loop.train`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from minift.errors import ConfigError
@@ -42,7 +43,8 @@ class TrainConfig:
             need(isinstance(v, int) and v >= 1, f"{name} must be an integer ≥ 1, got {v!r}")
         need(isinstance(self.warmup_steps, int) and 0 <= self.warmup_steps <= self.max_steps,
              f"warmup_steps must be an integer in [0, max_steps={self.max_steps}], got {self.warmup_steps!r}")
-        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0,
+             f"lr must be a finite number > 0, got {self.lr}")
         need(self.min_lr is None or 0 <= self.min_lr <= self.lr,
              f"min_lr must be in [0, lr={self.lr}] (or None for lr/10), got {self.min_lr}")
         need(self.weight_decay >= 0, f"weight_decay must be ≥ 0, got {self.weight_decay}")

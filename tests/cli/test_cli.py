@@ -150,6 +150,7 @@ def test_merge_refuses_what_cannot_be_merged(tmp_path, capsys, quick_base):
     for method in ("prefix", "full"):
         finetune(FinetuneConfig(base="quick", task="sentiment", method=method, max_steps=1, n_train=8, n_eval=2),
                  tmp_path / method, progress=False)
+    assert "too few to learn" in capsys.readouterr().err  # one step: the run says so
     assert "key/value" in main_error(capsys, "merge", str(tmp_path / "prefix"), "--out", str(tmp_path / "m"))
     assert "no adapter to merge" in main_error(capsys, "merge", str(tmp_path / "full"), "--out", str(tmp_path / "m"))
     assert main(["generate", str(tmp_path / "prefix"), "--prompt", "The pizza was great."]) == 0
@@ -165,6 +166,7 @@ def test_generate_from_runs_that_need_the_whole_context(method, tmp_path, capsys
 
     finetune(FinetuneConfig(base="quick", task="qa", method=method, max_steps=1, n_train=8, n_eval=2),
              tmp_path / "run", progress=False)
+    capsys.readouterr()  # the short run's warning
     assert main(["generate", str(tmp_path / "run"), "--prompt", "What do cats eat?", "--max-new-tokens", "8"]) == 0
     assert "no room for the prompt" in main_error(capsys, "generate", str(tmp_path / "run"), "--prompt", "Hi",
                                                   "--max-new-tokens", "64")
