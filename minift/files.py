@@ -26,6 +26,9 @@ from pathlib import Path
 from minift.errors import CheckpointError, MissingFileError, OutputError, OutputExistsError
 
 
+PathLike = str | os.PathLike  # what every function that takes a path accepts
+
+
 def minift_home() -> Path:
     """Where base models are cached: $MINIFT_HOME, or ~/.cache/minift."""
     return Path(os.environ.get("MINIFT_HOME") or Path.home() / ".cache" / "minift")

@@ -19,7 +19,7 @@ from minift.base.presets import Preset, get_preset
 from minift.base.store import MODEL_FILES, save_model_dir
 from minift.data.corpus import corpus_splits
 from minift.errors import ConfigError
-from minift.files import prepare_out_dir, torch_load
+from minift.files import PathLike, prepare_out_dir, torch_load
 from minift.model.gpt import GPT, GPTConfig
 from minift.model.tokenizer import Tokenizer
 from minift.training import distributed
@@ -79,7 +79,7 @@ def pretraining_val_loss(model: GPT, tokenizer: Tokenizer, preset: str = "tiny")
     return evaluate(model, lm_loss_fn, [(x.to(model.device), y.to(model.device)) for x, y in data.val_batches])
 
 
-def pretrain(out_dir, preset: str = "tiny", max_steps: int | None = None, resume: bool = False,
+def pretrain(out_dir: PathLike, preset: str = "tiny", max_steps: int | None = None, resume: bool = False,
              force: bool = False, device: str = "auto", progress: bool = True, seed: int = 0
              ) -> tuple[GPT, Tokenizer, TrainResult]:
     """Pretrain a base model of the given preset into out_dir and return (model, tokenizer, result).

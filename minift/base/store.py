@@ -18,14 +18,14 @@ import torch
 
 from minift import __version__
 from minift.errors import CheckpointError, MissingFileError
-from minift.files import load_json, save_json, torch_load, torch_save_atomic
+from minift.files import PathLike, load_json, save_json, torch_load, torch_save_atomic
 from minift.model.gpt import GPT, GPTConfig
 from minift.model.tokenizer import Tokenizer
 
 MODEL_FILES = ("config.json", "model.pt", "tokenizer.json")  # a model directory
 
 
-def save_model_dir(out_dir, model: GPT, tokenizer: Tokenizer, **info) -> Path:
+def save_model_dir(out_dir: PathLike, model: GPT, tokenizer: Tokenizer, **info) -> Path:
     """Write config.json, model.pt and tokenizer.json into out_dir (each atomically)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -36,7 +36,7 @@ def save_model_dir(out_dir, model: GPT, tokenizer: Tokenizer, **info) -> Path:
     return out_dir
 
 
-def load_model_dir(path, device="cpu") -> tuple[GPT, Tokenizer]:
+def load_model_dir(path: PathLike, device: str = "cpu") -> tuple[GPT, Tokenizer]:
     """Load (model, tokenizer) from a directory written by `save_model_dir` / `minift pretrain`."""
     path = Path(path)
     if path.is_file():

@@ -62,13 +62,14 @@ import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import Sequence
 
 from tqdm import tqdm
 
 from minift import errors
 from minift.compare.report import markdown, save_plots
 from minift.errors import ConfigError, MiniftError
-from minift.files import atomic_write_text, load_json, save_json, torch_load
+from minift.files import PathLike, atomic_write_text, load_json, save_json, torch_load
 from minift.finetune.config import DEFAULT_EPOCHS, FinetuneConfig
 from minift.finetune.evaluation import headline
 from minift.finetune.run import finetune
@@ -162,7 +163,8 @@ def _cell_main(argv: list[str]) -> int:
 
 # -- the whole comparison ------------------------------------------------------------------------------------------
 
-def compare(base: str, task: str | None, methods=DEFAULT_METHODS, seeds=1, out_dir="compare", force: bool = False,
+def compare(base: str, task: str | None, methods: Sequence[str] | str = DEFAULT_METHODS, seeds: int | Sequence[int] = 1,
+            out_dir: PathLike = "compare", force: bool = False,
             progress: bool = True, isolate: bool = True, **overrides) -> list[dict]:
     """Fine-tune every method × seed (see the module docstring), then write results.json, table.md and the plots.
     seeds: a count N (seeds 0 … N−1) or a list. overrides: FinetuneConfig fields applied to every cell (max_steps,

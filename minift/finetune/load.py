@@ -11,20 +11,24 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from minift.base.cache import resolve_base
 from minift.base.store import fingerprint, load_model_dir
 from minift.data.task_data import load_task_data
 from minift.errors import CheckpointError, ConfigError, InputError, MissingFileError
-from minift.files import file_sha256, load_json
+from minift.files import PathLike, file_sha256, load_json
 from minift.finetune.classify import Classifier, load_head
 from minift.finetune.config import FinetuneConfig
+from minift.model.tokenizer import Tokenizer
 from minift.finetune.evaluation import evaluate_task, max_new_tokens_for
 from minift.finetune.run import FORMAT
 from minift.finetune.templates import get_template, resolve_template_name
 from minift.peft import MethodConfig, apply_method, load_adapter
 
 
-def load_finetuned(run_dir, device: str = "cpu", allow_other_base: bool = False):
+def load_finetuned(run_dir: PathLike, device: str = "cpu", allow_other_base: bool = False
+                   ) -> tuple[torch.nn.Module, Tokenizer, FinetuneConfig]:
     """(model, tokenizer, config) of a run: a Classifier for classification runs, else the GPT, in eval mode.
     PEFT runs are rebuilt as base + method + adapter.pt (loaded strictly: a file for another method, rank or base
     is refused; `allow_other_base=True` accepts a base whose weights changed); full runs load model/ and head.pt.
@@ -55,7 +59,7 @@ def load_finetuned(run_dir, device: str = "cpu", allow_other_base: bool = False)
     return model.to(device).eval(), tok, config
 
 
-def evaluate_run(run_dir, task: str | None = None, n_eval: int | None = None, allow_changed_data: bool = False,
+def evaluate_run(run_dir: PathLike, task: str | None = None, n_eval: int | None = None, allow_changed_data: bool = False,
                  allow_other_base: bool = False) -> dict:
     """Score a finished run again: on its own task (and data), or on another built-in task of the same kind.
     Returns {split: metrics}, as results.json's "metrics".

@@ -35,7 +35,7 @@ from minift import __version__
 from minift.base.cache import resolve_base
 from minift.base.store import MODEL_FILES, fingerprint, save_model_dir
 from minift.data.task_data import TaskData, load_task_data
-from minift.files import check_out_dir, file_sha256, load_json, prepare_out_dir, save_json
+from minift.files import PathLike, check_out_dir, file_sha256, load_json, prepare_out_dir, save_json
 from minift.finetune.classify import (Classifier, bow_logreg_baseline, classify_collate, classify_loss_fn,
                                       encode_labelled, majority_baseline, save_head)
 from minift.finetune.config import DEFAULT_EPOCHS, MIN_DEFAULT_STEPS, TOO_FEW_STEPS, FinetuneConfig
@@ -150,7 +150,7 @@ def train_config(config: FinetuneConfig, batches_per_epoch: int, progress: bool,
 
 # -- the run -------------------------------------------------------------------------------------------------------
 
-def finetune(config: FinetuneConfig, out_dir, force: bool = False, resume: bool = False,
+def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, resume: bool = False,
              progress: bool = True) -> dict | None:
     """Run fine-tuning as described in the module docstring; returns the results.json record as a dict (under
     torchrun: on rank 0; the other ranks return None once training is done)."""
