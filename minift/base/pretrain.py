@@ -85,7 +85,8 @@ def pretrain(out_dir: PathLike, preset: str = "tiny", max_steps: int | None = No
     """Pretrain a base model of the given preset into out_dir and return (model, tokenizer, result).
 
     The model returned (and saved as model.pt) is the checkpoint with the best validation loss.
-    Under torchrun every rank trains (minift/training/distributed.py) with the tokenizer rank 0 made; rank 0 writes the files.
+    Under torchrun every rank trains (minift/training/distributed.py) with the tokenizer rank 0 made; rank 0 writes
+    the files.
     """
     p = get_preset(preset)
     distributed.init_from_env(pick_device(device))

@@ -141,7 +141,8 @@ def _finetune_parser(sub) -> None:
     s.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="examples per micro-batch")
     s.add_argument("--grad-accum", type=_positive_int, default=d["grad_accum"], help="micro-batches per optimizer step")
     s.add_argument("--warmup", type=_non_negative_int, default=None, help="warmup steps (unset: 5%% of the steps)")
-    s.add_argument("--weight-decay", type=_non_negative_float, default=d["weight_decay"], help="AdamW's decoupled decay λ")
+    s.add_argument("--weight-decay", type=_non_negative_float, default=d["weight_decay"],
+                   help="AdamW's decoupled decay λ")
     s.add_argument("--eval-every", type=_positive_int, default=None, help="steps between validations "
                                                                           "(unset: about 10 per run)")
     s.add_argument("--patience", type=_positive_int, default=None, help="stop after this many validations "

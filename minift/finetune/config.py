@@ -96,8 +96,9 @@ class FinetuneConfig:
             v = getattr(self, name)
             need(v is None or (isinstance(v, (int, float)) and math.isfinite(v) and v > 0),
                  f"{name} must be a finite number > 0, got {v!r}")
-        need(isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay) and self.weight_decay >= 0,
-             f"weight_decay must be a finite number ≥ 0, got {self.weight_decay!r}")
+        wd = self.weight_decay
+        need(isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0,
+             f"weight_decay must be a finite number ≥ 0, got {wd!r}")
         need(self.template == "auto" or self.template in TEMPLATES,
              f"template must be auto or one of {sorted(TEMPLATES)}, got {self.template!r}")
         need(isinstance(self.seed, int), f"seed must be an integer, got {self.seed!r}")

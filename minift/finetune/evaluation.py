@@ -32,9 +32,9 @@ def context_reserve(model) -> int:
 
 def generate_answers(model, tok, examples: list[dict], template: PromptTemplate, max_new_tokens: int,
                      batch_size: int = 32) -> list[str]:
-    """Greedy answers with `minift.finetune.sft.generate_batch`, for every method. ReFT needs nothing extra: generate_batch uses
-    the KV cache and never slides the window, so only the prefill (the prompt) is intervened. Prompt tuning needs
-    P free positions in front of the prompt (`reserve`)."""
+    """Greedy answers with `minift.finetune.sft.generate_batch`, for every method. ReFT needs nothing extra:
+    generate_batch uses the KV cache and never slides the window, so only the prefill (the prompt) is intervened.
+    Prompt tuning needs P free positions in front of the prompt (`reserve`)."""
     return generate_batch(model, tok, examples, max_new_tokens, template, batch_size, reserve=context_reserve(model))
 
 

@@ -38,7 +38,8 @@ def pretraining_batches(tok, preset: str, reserve: int = 0) -> list:
     """The preset's fixed pretraining validation windows (base.pretraining_data's val part, without encoding the
     training stream), each cut to its last block_size − reserve tokens when a method takes context positions."""
     p = get_preset(preset)
-    batches = fixed_windows(encode_documents(tok, list(_val_docs(p.n_docs))), p.model["block_size"], p.val_windows, p.batch_size)
+    tokens = encode_documents(tok, list(_val_docs(p.n_docs)))
+    batches = fixed_windows(tokens, p.model["block_size"], p.val_windows, p.batch_size)
     return [(x[:, reserve:], y[:, reserve:]) for x, y in batches] if reserve else batches
 
 

@@ -59,8 +59,8 @@ def load_finetuned(run_dir: PathLike, device: str = "cpu", allow_other_base: boo
     return model.to(device).eval(), tok, config
 
 
-def evaluate_run(run_dir: PathLike, task: str | None = None, n_eval: int | None = None, allow_changed_data: bool = False,
-                 allow_other_base: bool = False) -> dict:
+def evaluate_run(run_dir: PathLike, task: str | None = None, n_eval: int | None = None,
+                 allow_changed_data: bool = False, allow_other_base: bool = False) -> dict:
     """Score a finished run again: on its own task (and data), or on another built-in task of the same kind.
     Returns {split: metrics}, as results.json's "metrics".
 

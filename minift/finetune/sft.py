@@ -170,8 +170,9 @@ def _device_of(model) -> torch.device:
 def sft_loss_fn(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """(Σ cross-entropy over supervised targets, N = their count) for one right-padded batch.
 
-    The training loop divides by the N of the whole accumulated batch (docs/training.md, "Exact gradient accumulation"). N is a 0-d integer
-    tensor (int(N) reads it), so that on a GPU the loop synchronises once per step, not once per micro-batch.
+    The training loop divides by the N of the whole accumulated batch (docs/training.md, "Exact gradient
+    accumulation"). N is a 0-d integer tensor (int(N) reads it), so that on a GPU the loop synchronises once per
+    step, not once per micro-batch.
     The attention mask is not passed: with right padding every pad lies after every real token, so causal
     attention already hides the pads and real positions are 0, 1, … either way (a test checks the loss is
     identical with the mask), and the model keeps its fastest causal kernel. The sum (not the mean) is what

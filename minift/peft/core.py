@@ -21,8 +21,8 @@ everything that is special about it, so adding a method touches its own file (an
         def inject(self, model): ...
 
 and, where the method needs them, the hooks `reserved_positions()` (context positions it takes from the input),
-`wrap_sft_loss(loss_fn)` (a method that must see an instruction batch before the loss: ReFT's prompt positions), `generate(...)`
-and the class flag `needs_masked_prompt` (docs/peft.md).
+`wrap_sft_loss(loss_fn)` (a method that must see an instruction batch before the loss: ReFT's prompt positions),
+`generate(...)` and the class flag `needs_masked_prompt` (docs/peft.md).
 
 Decisions stated here:
   * one method per model: applying a second one raises (the base is frozen once and the file format names one method);

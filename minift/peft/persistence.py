@@ -68,8 +68,8 @@ def _base_config(model: nn.Module):
 
 def base_fingerprint(model: nn.Module, exclude: set[str]) -> str:
     """A short hash of the base weights under a method: every tensor of the state_dict except the adapter's own
-    (`exclude`: the names of `_adapter_tensors(model)`). Computed with the method applied (so the names are the same when saving and when loading), it
-    names the exact base an adapter was trained on, not only its shapes."""
+    (`exclude`: the names of `_adapter_tensors(model)`). Computed with the method applied (so the names are the
+    same when saving and when loading), it names the exact base an adapter was trained on, not only its shapes."""
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         if name not in exclude:
