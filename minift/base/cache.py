@@ -1,6 +1,7 @@
 """The cache of base models: `load_base(preset)` returns (model, tokenizer) from `minift_home()/base/<preset>`
 (`$MINIFT_HOME`, default ~/.cache/minift), pretraining it once, with a progress bar, if it is not there yet.
-`resolve_base(name)` accepts what `--base` accepts: a preset name, or a model directory.
+`resolve_base(name)` accepts what `--base` accepts: a preset name, a downloadable real model (`smollm2`,
+minift/base/download.py), a model directory, or a Llama-architecture GGUF file.
 
 The cache entry appears whole or not at all: pretraining runs in `base/<preset>.partial/` and the finished directory
 is renamed to `base/<preset>` in one step. An interrupted first pretraining (Ctrl-C, a crash) therefore never
@@ -17,7 +18,9 @@ from pathlib import Path
 
 from minift.base.presets import PRESETS, get_preset
 from minift.base.pretrain import pretrain
-from minift.base.store import load_model_dir
+from minift.base.download import DOWNLOADS, fetch
+from minift.base.llama_gguf import load_gguf
+from minift.base.store import load_model_dir, save_model_dir
 from minift.errors import MiniftError, MissingFileError
 from minift.files import load_json, minift_home
 from minift.model.gpt import GPT
@@ -32,7 +35,12 @@ def base_dir(preset: str) -> Path:
 
 def load_base(preset: str = "tiny", device: str = "cpu", progress: bool = True) -> tuple[GPT, Tokenizer]:
     """(model, tokenizer) of a preset's base model, from the cache; pretrained there once if absent (under torchrun
-    by rank 0 alone, as one process, while the other ranks wait: the cache is the same however it is launched)."""
+    by rank 0 alone, as one process, while the other ranks wait: the cache is the same however it is launched).
+    A downloadable model's name (`smollm2`) is fetched and converted once instead."""
+    if preset in DOWNLOADS:
+        with distributed.main_first():
+            build_downloaded(preset, progress=progress)
+        return load_model_dir(base_dir(preset), device=device)
     get_preset(preset)
     with distributed.main_first():  # the others then find it built
         build_base(preset, progress=progress)
@@ -62,6 +70,28 @@ def build_base(preset: str = "tiny", progress: bool = True, device: str = "cpu",
     return final
 
 
+def build_downloaded(name: str, progress: bool = True, force: bool = False) -> Path:
+    """Make sure the cache holds the downloadable model `name` as a model directory (fetched, checked, converted
+    from GGUF once; written in `<name>.partial/` and renamed into place, like a pretrained base)."""
+    final = base_dir(name)
+    if final.exists():
+        problem = None if force else damaged(final)
+        if problem is None and not force:
+            return final
+        if problem is not None:
+            print(f"minift: the cached model {final} is incomplete or damaged ({problem}); rebuilding it",
+                  file=sys.stderr)
+        shutil.rmtree(final)
+    gguf = fetch(name, progress=progress)
+    model, tok = load_gguf(gguf)
+    partial = final.with_name(final.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    save_model_dir(partial, model, tok, downloaded=name, source=gguf.name)
+    os.replace(partial, final)
+    return final
+
+
 def damaged(path: Path) -> str | None:
     """Why the model directory at `path` cannot be used (one line), or None when it loads."""
     try:
@@ -71,15 +101,27 @@ def damaged(path: Path) -> str | None:
     return None
 
 
-def resolve_base(base: str, progress: bool = True) -> tuple[GPT, Tokenizer, str]:
-    """(model, tokenizer, preset): a preset name loads (or pretrains once) the cached base; anything else is a model
-    directory, whose config.json names the preset it came from (default "tiny", used for the forgetting probe)."""
+def resolve_base(base: str, progress: bool = True) -> tuple[GPT, Tokenizer, str | None]:
+    """(model, tokenizer, preset): a preset name loads (or pretrains once) the cached base; a downloadable model is
+    fetched once; a .gguf file is read directly; anything else is a model directory, whose config.json names the
+    preset it came from (default "tiny" for minift's own GPTs). The preset's pretraining text is what the forgetting
+    probe measures; a real model (Llama) has none here: preset None."""
     if base in PRESETS:
         model, tok = load_base(base, progress=progress)
         return model, tok, base
+    if base in DOWNLOADS:
+        model, tok = load_base(base, progress=progress)
+        return model, tok, None
     path = Path(base)
+    if path.suffix == ".gguf" and path.is_file():
+        model, tok = load_gguf(path)
+        return model, tok, None
     if not path.is_dir():
-        raise MissingFileError(f"base {base!r} is neither a preset ({', '.join(PRESETS)}) nor a model directory")
+        raise MissingFileError(f"base {base!r} is neither a preset ({', '.join(PRESETS)}), a downloadable model "
+                               f"({', '.join(DOWNLOADS)}), a model directory nor a .gguf file")
     model, tok = load_model_dir(path)
-    preset = load_json(path / "config.json").get("preset") or "tiny"
+    meta = load_json(path / "config.json")
+    if meta.get("architecture", "gpt") != "gpt":
+        return model, tok, None
+    preset = meta.get("preset") or "tiny"
     return model, tok, preset if preset in PRESETS else "tiny"

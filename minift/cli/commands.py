@@ -178,16 +178,22 @@ def cmd_merge(args) -> int:
 def cmd_generate(args) -> int:
     import torch
 
+    from minift.base.download import DOWNLOADS
     from minift.base.presets import PRESETS
     from minift.base.store import load_model_dir
     from minift.files import load_json
 
     path = Path(args.model_dir)
-    if not path.exists() and args.model_dir in PRESETS:  # a preset's cached base, as --base accepts
+    if not path.exists() and (args.model_dir in PRESETS or args.model_dir in DOWNLOADS):  # as --base accepts
         from minift.base.cache import base_dir, load_base
 
         load_base(args.model_dir)
         path = base_dir(args.model_dir)
+    elif path.suffix == ".gguf" and path.is_file():
+        from minift.base.llama_gguf import load_gguf
+
+        model, tok = load_gguf(path)
+        return _generate_text(model, tok, args, None)
     if (path / "finetune.json").is_file():
         from minift.finetune.load import load_finetuned
 
@@ -200,6 +206,8 @@ def cmd_generate(args) -> int:
             from minift.finetune.classify import load_head
 
             model = load_head(path / "head.pt", model)
+    if args.chat is not None and hasattr(model, "head"):
+        raise ConfigError("--chat needs a model that generates text; this run is a classifier: use --prompt")
     if hasattr(model, "head"):  # a classification run: report the class instead of generating
         from minift.finetune.evaluation import context_reserve
 
@@ -221,6 +229,8 @@ def _generate_text(model, tok, args, template_name) -> int:
     from minift.finetune.templates import get_template
     from minift.peft import method_of
 
+    if args.chat is not None:
+        return _chat(model, tok, args)
     if args.max_new_tokens > model.config.block_size:
         raise ConfigError(f"--max-new-tokens {args.max_new_tokens} is more than the model's whole context "
                           f"({model.config.block_size} tokens): by then it no longer sees the prompt; use at most "
@@ -251,6 +261,35 @@ def _generate_text(model, tok, args, template_name) -> int:
         print(template.strip_response(tok.decode(out[0, len(ids):].tolist())))
     else:
         print(tok.decode(out[0].tolist()))
+    return 0
+
+
+def _chat(model, tok, args) -> int:
+    """One ChatML turn (minift/finetune/chat.py): the answer, up to the model's end-of-turn token."""
+    import torch
+
+    from minift.finetune.chat import SMOLLM2_SYSTEM, chat_ids
+
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + \
+        [{"role": "user", "content": args.chat}]
+    ids = chat_ids(tok, messages, default_system=SMOLLM2_SYSTEM)
+    if len(ids) + args.max_new_tokens > model.config.block_size:
+        raise ConfigError(f"the conversation ({len(ids)} tokens) and --max-new-tokens {args.max_new_tokens} do not fit "
+                          f"the model's context of {model.config.block_size} tokens; shorten the message")
+    g = torch.Generator().manual_seed(args.seed)
+    out = model.generate(torch.tensor([ids]), args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                         eos_id=tok.eos_id, generator=g)
+    print(tok.decode(out[0, len(ids):].tolist()).strip())
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    from minift.base.cache import build_downloaded
+    from minift.base.download import DOWNLOADS
+
+    d = build_downloaded(args.name, force=args.force)
+    print(f"{DOWNLOADS[args.name].description}: ready in {d}; use it with `--base {args.name}` or "
+          f"`minift generate {args.name} --chat \"...\"`")
     return 0
 
 

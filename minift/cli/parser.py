@@ -32,9 +32,10 @@ import sys
 from dataclasses import fields
 
 from minift import __version__
+from minift.base.download import DOWNLOADS
 from minift.base.presets import PRESETS
-from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_eval, cmd_finetune, cmd_generate, cmd_merge,
-                                 cmd_methods, cmd_pretrain)
+from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_eval, cmd_fetch, cmd_finetune, cmd_generate,
+                                 cmd_merge, cmd_methods, cmd_pretrain)
 from minift.data.tasks import TASKS
 from minift.errors import MiniftError
 from minift.finetune.config import DEFAULT_EPOCHS, FinetuneConfig
@@ -231,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _compare_parser(sub)
 
+    s = _sub(sub, "fetch", "download a real pretrained model once, check it, and convert it into the cache")
+    s.add_argument("name", choices=list(DOWNLOADS), help="the model")
+    s.add_argument("--force", action="store_true", help="convert it again even if the cache has it")
+    s.set_defaults(func=cmd_fetch)
+
     s = _sub(sub, "methods", "list every fine-tuning method: default lr and why, key options, whether it merges")
     s.set_defaults(func=cmd_methods)
 
@@ -254,7 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = _sub(sub, "generate", "continue a prompt with a model directory or a fine-tuning run")
     s.add_argument("model_dir", help="a model directory (from `minift pretrain --out` / `minift merge`), a run "
                                      f"directory, or a preset ({', '.join(PRESETS)}: its cached base)")
-    s.add_argument("--prompt", required=True, help="the text, or the instruction when a template is used")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", help="the text, or the instruction when a template is used")
+    what.add_argument("--chat", help="a message to a chat model (ChatML, e.g. smollm2): the model answers it")
+    s.add_argument("--system", default=None, help="with --chat: the system message (unset: the model's default)")
     s.add_argument("--input", default=None, help="the instruction's input (templates only)")
     s.add_argument("--template", default="auto", choices=["auto", "alpaca", "plain", "none"],
                    help="auto: the run's template for instruction runs, none for plain models")

@@ -1,6 +1,7 @@
 """Stage 5, fine-tuning: one run that turns the base into a specialist, and what it is measured by.
 
     templates.py   the prompt layout of an instruction example (pure data)
+    chat.py        ChatML conversations as token ids (SmolLM2's chat format)
     sft.py         instruction tuning: prompt masking, EOS as a target, padding, the loss, batched generation
     classify.py    a classification head on the last real token; majority and bag-of-words baselines
     config.py      FinetuneConfig: what defines a run, and its defaults (pure data)
@@ -28,11 +29,13 @@ lazy_exports(globals(), {
                     "minift.finetune.evaluation"),
     **dict.fromkeys(["forgetting", "pretraining_batches", "lm_val_loss"], "minift.finetune.forgetting"),
     "ResultRecord": "minift.finetune.record",
+    "chat_ids": "minift.finetune.chat",
     "finetune": "minift.finetune.run",
     **dict.fromkeys(["load_finetuned", "evaluate_run"], "minift.finetune.load"),
 })
 
 if TYPE_CHECKING:
+    from minift.finetune.chat import chat_ids
     from minift.finetune.classify import (Classifier, bow_logreg_baseline, classify_loss_fn, collate_classify,
                                           encode_labelled, majority_baseline, predict)
     from minift.finetune.config import DEFAULT_EPOCHS, FULL_FINETUNING_LR, FinetuneConfig

@@ -44,6 +44,7 @@ from minift.finetune.forgetting import base_lm_loss, forgetting, lm_val_loss, pr
 from minift.finetune.record import ResultRecord
 from minift.finetune.sft import encode_dataset, sft_collate, sft_loss_fn
 from minift.finetune.templates import get_template, resolve_template_name
+from minift.base.download import DOWNLOADS
 from minift.base.presets import PRESETS
 from minift.errors import ConfigError, MiniftError, MissingFileError
 from minift.model.gpt import GPT, GPTConfig
@@ -162,6 +163,10 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
     check_out_dir(out, RUN_FILES, force=force, resume=resume)
     if resume and (out / "finetune.json").is_file():
         _check_resumable(out, config)
+    if _real_model(config.base):
+        raise ConfigError(f"fine-tuning {config.base!r} is not possible yet: a run measures forgetting on its base's "
+                          "pretraining text, which minift has only for the bases it pretrains itself "
+                          f"({', '.join(PRESETS)}); `minift generate {config.base} --chat ...` runs it")
     if config.base not in PRESETS and not Path(config.base).is_dir():
         raise MissingFileError(f"base {config.base!r} is neither a preset ({', '.join(PRESETS)}) nor a model "
                                "directory")
@@ -261,10 +266,22 @@ def _architecture(base: str) -> GPTConfig | None:
     config_file = Path(base) / "config.json"
     if config_file.is_file():
         try:
-            return GPTConfig.from_dict(load_json(config_file)["model"])
+            meta = load_json(config_file)
+            return GPTConfig.from_dict(meta["model"]) if meta.get("architecture", "gpt") == "gpt" else None
         except (MiniftError, KeyError, TypeError):
             return None  # resolve_base reports what is wrong with the directory
     return None
+
+
+def _real_model(base: str) -> bool:
+    """A base minift did not pretrain: a downloadable model, a GGUF file, or a directory holding a Llama."""
+    if base in DOWNLOADS or base.endswith(".gguf"):
+        return True
+    config_file = Path(base) / "config.json"
+    try:
+        return config_file.is_file() and load_json(config_file).get("architecture", "gpt") != "gpt"
+    except MiniftError:
+        return False
 
 
 def run_warnings(result, before: float, after: float, lr: float) -> list[str]:

@@ -61,33 +61,66 @@ def attention_fused(q, k, v, mask=None, dropout_p: float = 0.0, is_causal: bool 
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with separate q, k, v, o projections (each d → d)."""
+def rotate(x, cos, sin):
+    """Rotary position embedding (Su et al., 2021, "RoFormer"), in the rotate-half layout: coordinate i of a head is
+    paired with coordinate i + d_h/2, and the pair is turned by the angle pos · θ_i:
 
-    def __init__(self, d_model: int, n_head: int, bias: bool = True, dropout: float = 0.0):
+        (x_i, x_{i+d/2}) ↦ (x_i cos φ − x_{i+d/2} sin φ,  x_{i+d/2} cos φ + x_i sin φ),   φ = pos · base^(−2i/d_h)
+
+    x: (B, H, T, d_h); cos, sin: (B, 1, T, d_h) (each angle written twice, for both halves). Rotating q and k by
+    their own positions makes q·k depend on the positions only through their difference."""
+    half = x.size(-1) // 2
+    turned = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + turned * sin
+
+
+def rotary_angles(pos, d_head: int, base: float, dtype=torch.float32):
+    """(cos, sin), each (B, 1, T, d_h), for integer positions pos (B, T): computed once per forward, used by every
+    layer."""
+    inv_freq = base ** (-torch.arange(0, d_head, 2, device=pos.device, dtype=torch.float32) / d_head)  # θ_i
+    angles = pos.to(torch.float32)[..., None] * inv_freq  # (B, T, d_h/2)
+    angles = torch.cat([angles, angles], dim=-1)[:, None]
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with separate q, k, v, o projections.
+
+    Grouped-query attention (Ainslie et al., 2023) when n_kv_head < n_head: k and v have n_kv_head heads (d →
+    n_kv_head·d_h), each serving n_head / n_kv_head query heads, so the KV cache is that many times smaller. With
+    `rope` angles given to forward, q and k are rotated (`rotate`) instead of the model adding position embeddings.
+    """
+
+    def __init__(self, d_model: int, n_head: int, bias: bool = True, dropout: float = 0.0,
+                 n_kv_head: int | None = None):
         super().__init__()
         self.n_head = n_head
+        self.n_kv_head = n_kv_head or n_head
         self.d_head = d_model // n_head
         self.q = nn.Linear(d_model, d_model, bias=bias)
-        self.k = nn.Linear(d_model, d_model, bias=bias)
-        self.v = nn.Linear(d_model, d_model, bias=bias)
+        self.k = nn.Linear(d_model, self.n_kv_head * self.d_head, bias=bias)
+        self.v = nn.Linear(d_model, self.n_kv_head * self.d_head, bias=bias)
         self.o = nn.Linear(d_model, d_model, bias=bias)
         self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
         self.fused = True  # False → attention_math (identical up to float rounding; see tests)
-        self.prefix = None  # optional module: () → (k_p, v_p), each (H, P, d_h): extra rows every query sees
+        self.prefix = None  # optional module: () → (k_p, v_p), each (H_kv, P, d_h): extra rows every query sees
 
-    def _split(self, x):  # (B, T, d) → (B, H, T, d_h)
+    def _split(self, x):  # (B, T, heads·d_h) → (B, heads, T, d_h)
         b, t, _ = x.shape
-        return x.view(b, t, self.n_head, self.d_head).transpose(1, 2)
+        return x.view(b, t, -1, self.d_head).transpose(1, 2)
 
-    def forward(self, x, mask=None, cache: "KVCache | None" = None, layer: int = 0):
-        """x: (B, T, d). mask: None (plain causal) or bool (B|1, 1, T, T_past + T). Returns (B, T, d).
+    def forward(self, x, mask=None, cache: "KVCache | None" = None, layer: int = 0, rope=None):
+        """x: (B, T, d). mask: None (plain causal) or bool (B|1, 1, T, T_past + T). rope: (cos, sin) from
+        `rotary_angles` for rotary models, else None. Returns (B, T, d).
 
-        With a cache, this layer's keys/values of earlier tokens are read from it and the new ones appended.
+        With a cache, this layer's keys/values of earlier tokens are read from it and the new ones appended (k
+        already rotated: a cached key keeps the position it was computed at).
         """
         b, t, d = x.shape
         q, k, v = self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
+        if rope is not None:
+            q, k = rotate(q, *rope), rotate(k, *rope)
         if cache is not None:
             k, v = cache.update(layer, k, v)
         t_k = k.size(2)
@@ -99,6 +132,9 @@ class CausalSelfAttention(nn.Module):
             if mask is None:
                 mask = causal_mask(t, t_k, x.device)[None, None]
             mask = torch.cat([mask.new_ones(*mask.shape[:-1], n_p), mask], dim=-1)
+        if self.n_kv_head != self.n_head:  # each key/value head serves n_head / n_kv_head query heads
+            k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
+            v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
         p = self.dropout if self.training else 0.0
         if self.fused:
             # the common cases get SDPA's own causal flag, which lets it pick its fastest kernel

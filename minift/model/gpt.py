@@ -105,8 +105,8 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, mask=None, cache=None):
-        x = x + self.attn(self.ln1(x), mask, cache, self.index)
+    def forward(self, x, mask=None, cache=None, rope=None):
+        x = x + self.attn(self.ln1(x), mask, cache, self.index, rope)
         x = x + self.mlp(self.ln2(x))
         return x
 
@@ -201,12 +201,17 @@ class GPT(nn.Module):
                 )
         b, t, _ = x.shape
         mask, pos = self._mask_and_positions(b, t, x.device, attention_mask, cache)
-        x = self.drop(x + self.pos_emb(pos))
+        x, rope = self.embed_positions(x, pos)
         for block in self.blocks:
-            x = block(x, mask, cache)
+            x = block(x, mask, cache, rope)
         if cache is not None:
             cache.n_tokens += t
         return self.ln_f(x)
+
+    def embed_positions(self, x, pos):
+        """GPT-2 adds a learned embedding of each position to its token's; nothing is left for the attention to do
+        (no rotary angles: None). Llama overrides this."""
+        return self.drop(x + self.pos_emb(pos)), None
 
     def _mask_and_positions(self, b, t, device, attention_mask, cache):
         past = cache.n_tokens if cache is not None else 0

@@ -29,6 +29,7 @@ is the collate function's job).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -40,6 +41,7 @@ from minift.errors import CheckpointError, ConfigError, InputError, MissingFileE
 from minift.files import atomic_write_text
 
 FILENAME = "tokenizer.json"
+CONFIG_FILENAME = "tokenizer_config.json"
 DEFAULT_SPECIAL_TOKENS = ("<|endoftext|>", "<|pad|>")
 
 
@@ -52,15 +54,23 @@ def _resolve(path: str | os.PathLike) -> Path:
 class Tokenizer:
     """A trained byte-level BPE tokenizer. Build one with `Tokenizer.train` or `Tokenizer.load`."""
 
-    def __init__(self, backend: _Backend):
+    def __init__(self, backend: _Backend, eos_token: str | None = None, pad_token: str | None = None):
+        """`eos_token` / `pad_token` name the end-of-text and padding tokens; by default the first and second
+        special tokens (minift's own tokenizers). A real model's tokenizer names its own (SmolLM2: <|im_end|>)."""
         specials = sorted((i, t.content) for i, t in backend.get_added_tokens_decoder().items() if t.special)
-        if len(specials) < 2:
-            raise CheckpointError(f"a minift tokenizer needs at least 2 special tokens (end-of-text, padding), "
-                                  f"found {len(specials)}; train it with Tokenizer.train")
+        if len(specials) < 1 or (len(specials) < 2 and pad_token is None):
+            raise CheckpointError(f"a minift tokenizer needs special tokens for end-of-text and padding, found "
+                                  f"{len(specials)}; train it with Tokenizer.train")
         self._backend = backend
         # Treat special-token strings in input text as plain text (see the module docstring).
         backend.encode_special_tokens = True
-        (self.eos_id, self.eos_token), (self.pad_id, self.pad_token) = specials[0], specials[1]
+        by_name = {t: i for i, t in specials}
+        for given in (eos_token, pad_token):
+            if given is not None and given not in by_name:
+                raise CheckpointError(f"{given!r} is not a special token of this tokenizer")
+        self.eos_token = eos_token or specials[0][1]
+        self.pad_token = pad_token or specials[1][1]
+        self.eos_id, self.pad_id = by_name[self.eos_token], by_name[self.pad_token]
         self.special_ids = frozenset(i for i, _ in specials)
 
     # ------------------------------------------------------------------------------------------- training
@@ -134,9 +144,14 @@ class Tokenizer:
         return self._backend.to_str()
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write tokenizer.json atomically. `path` is a .json file or a directory; returns the file written."""
+        """Write tokenizer.json atomically, and beside it tokenizer_config.json: which tokens end a text and pad a
+        batch, and that special-token strings in text are plain text (`split_special_tokens`, so that other
+        libraries reading these files tokenise user text exactly as minift does). Returns tokenizer.json's path."""
         path = _resolve(path)
         atomic_write_text(path, self.to_json())
+        config = {"eos_token": self.eos_token, "pad_token": self.pad_token, "split_special_tokens": True,
+                  "add_bos_token": False, "tokenizer_class": "PreTrainedTokenizerFast"}
+        atomic_write_text(path.with_name(CONFIG_FILENAME), json.dumps(config, indent=2) + "\n")
         return path
 
     @classmethod
@@ -152,7 +167,15 @@ class Tokenizer:
                                   "it may be corrupt — retrain and save it again") from None
         if not isinstance(backend.model, models.BPE) or not isinstance(backend.decoder, decoders.ByteLevel):
             raise CheckpointError(f"{path} is a tokenizer, but not a byte-level BPE one as minift writes")
-        return cls(backend)
+        names = {}
+        config = path.with_name(CONFIG_FILENAME)
+        if config.is_file():  # written by save(); absent for tokenizers saved before it existed
+            try:
+                saved = json.loads(config.read_text(encoding="utf-8"))
+                names = {"eos_token": saved.get("eos_token"), "pad_token": saved.get("pad_token")}
+            except (json.JSONDecodeError, AttributeError):
+                raise CheckpointError(f"{config} is not a valid tokenizer config (JSON)") from None
+        return cls(backend, **names)
 
     def __repr__(self) -> str:
         return (f"Tokenizer(vocab_size={self.vocab_size}, eos={self.eos_token!r}:{self.eos_id}, "

@@ -66,18 +66,22 @@ from minift.peft.core import MethodConfig, PeftModule, register
 
 
 class PrefixEncoder(PeftModule):
-    """All layers' prefix rows as one tensor (L, 2, H, P, d_h): a plain table, or MLP(Emb) when reparametrised.
-    Lives at `model.prefix_encoder`; each layer's `attn.prefix` is a `PrefixSlot` that reads its slice."""
+    """All layers' prefix rows as one tensor (L, 2, H_kv, P, d_h): a plain table, or MLP(Emb) when reparametrised.
+    Lives at `model.prefix_encoder`; each layer's `attn.prefix` is a `PrefixSlot` that reads its slice.
 
-    def __init__(self, n_layer: int, n_head: int, d_model: int, n_virtual: int, reparam_hidden: int | None = None):
+    H_kv is the number of key/value heads: the GPT's n_head, a grouped-query model's n_kv_head (its prefix rows,
+    like its keys, are shared by the query heads of a group)."""
+
+    def __init__(self, n_layer: int, n_kv_head: int, d_head: int, d_model: int, n_virtual: int,
+                 reparam_hidden: int | None = None):
         super().__init__()
-        self.shape = (n_layer, 2, n_head, n_virtual, d_model // n_head)
+        self.shape = (n_layer, 2, n_kv_head, n_virtual, d_head)
         self.reparam = reparam_hidden is not None
         if self.reparam:
             self.emb = nn.Parameter(torch.randn(n_virtual, d_model))
             self.emb.no_decay = True
             self.mlp = nn.Sequential(nn.Linear(d_model, reparam_hidden), nn.Tanh(),
-                                     nn.Linear(reparam_hidden, 2 * n_layer * d_model))
+                                     nn.Linear(reparam_hidden, 2 * n_layer * n_kv_head * d_head))
         else:
             self.table = nn.Parameter(torch.randn(self.shape))
             self.table.no_decay = True
@@ -153,7 +157,8 @@ class PrefixConfig(MethodConfig):
         c = model.config
         hidden = (self.reparam_hidden or c.d_model) if self.reparam else None
         ids = torch.randint(0, c.vocab_size, (self.n_virtual,)) if self.init == "vocab" else None
-        enc = PrefixEncoder(c.n_layer, c.n_head, c.d_model, self.n_virtual, hidden).to(model.device)
+        attn = model.blocks[0].attn
+        enc = PrefixEncoder(c.n_layer, attn.n_kv_head, attn.d_head, c.d_model, self.n_virtual, hidden).to(model.device)
         if ids is not None:
             enc.table.data.copy_(_base_kv(model, ids))
         model.prefix_encoder = enc

@@ -98,7 +98,10 @@ def test_decode_accepts_tensors(tok):
 def test_save_load_gives_identical_ids(tok, texts, tmp_path):
     f = tok.save(tmp_path / "model")  # a directory: writes model/tokenizer.json
     assert f == tmp_path / "model" / "tokenizer.json" and f.is_file()
-    assert [p.name for p in f.parent.iterdir()] == ["tokenizer.json"]  # no temporary file left behind
+    # no temporary file left behind; beside the tokenizer, its config (eos, pad, special strings as plain text)
+    assert sorted(p.name for p in f.parent.iterdir()) == ["tokenizer.json", "tokenizer_config.json"]
+    config = json.loads((f.parent / "tokenizer_config.json").read_text())
+    assert config["eos_token"] == tok.eos_token and config["split_special_tokens"] is True
     for loaded in (Tokenizer.load(tmp_path / "model"), Tokenizer.load(f)):
         assert loaded.to_json() == tok.to_json()
         assert (loaded.eos_id, loaded.pad_id, loaded.vocab_size) == (tok.eos_id, tok.pad_id, tok.vocab_size)
