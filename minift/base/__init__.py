@@ -6,6 +6,7 @@
     cache.py     `load_base(preset)`: the cached base, pretrained (or fetched) once; `resolve_base` for `--base`
     safetensors.py, gguf.py   the two weight-file formats of real models, read by hand
     llama_gguf.py             a Llama-family model and its tokenizer from a GGUF file
+    hf_gpt2.py                GPT-2 from a Hugging Face directory (safetensors, no pickle)
     download.py               real models fetched once through pip (SmolLM2-135M-Instruct)
 
 Names load on first use (minift/lazy.py): the presets are read by the command line without torch.
@@ -22,7 +23,7 @@ lazy_exports(globals(), {
     **dict.fromkeys(["save_model_dir", "load_model_dir", "fingerprint"], "minift.base.store"),
     **dict.fromkeys(["load_base", "base_dir", "resolve_base"], "minift.base.cache"),
     **dict.fromkeys(["load_safetensors", "save_safetensors"], "minift.base.safetensors"),
-    "GGUFFile": "minift.base.gguf", "load_gguf": "minift.base.llama_gguf",
+    "GGUFFile": "minift.base.gguf", "load_gguf": "minift.base.llama_gguf", "load_hf_gpt2": "minift.base.hf_gpt2",
     **dict.fromkeys(["fetch", "DOWNLOADS"], "minift.base.download"),
 })
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from minift.base.cache import base_dir, load_base, resolve_base
     from minift.base.download import DOWNLOADS, fetch
     from minift.base.gguf import GGUFFile
+    from minift.base.hf_gpt2 import load_hf_gpt2
     from minift.base.llama_gguf import load_gguf
     from minift.base.safetensors import load_safetensors, save_safetensors
     from minift.base.presets import PRESETS, Preset, get_preset

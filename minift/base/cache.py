@@ -1,7 +1,8 @@
 """The cache of base models: `load_base(preset)` returns (model, tokenizer) from `minift_home()/base/<preset>`
 (`$MINIFT_HOME`, default ~/.cache/minift), pretraining it once, with a progress bar, if it is not there yet.
 `resolve_base(name)` accepts what `--base` accepts: a preset name, a downloadable real model (`smollm2`,
-minift/base/download.py), a model directory, or a Llama-architecture GGUF file.
+minift/base/download.py), a model directory (minift's, or a Hugging Face GPT-2's), or a Llama-architecture GGUF
+file.
 
 The cache entry appears whole or not at all: pretraining runs in `base/<preset>.partial/` and the finished directory
 is renamed to `base/<preset>` in one step. An interrupted first pretraining (Ctrl-C, a crash) therefore never
@@ -19,6 +20,7 @@ from pathlib import Path
 from minift.base.presets import PRESETS, get_preset
 from minift.base.pretrain import pretrain
 from minift.base.download import DOWNLOADS, fetch
+from minift.base.hf_gpt2 import is_hf_gpt2, load_hf_gpt2
 from minift.base.llama_gguf import load_gguf
 from minift.base.store import load_model_dir, save_model_dir
 from minift.errors import MiniftError, MissingFileError
@@ -119,6 +121,9 @@ def resolve_base(base: str, progress: bool = True) -> tuple[GPT, Tokenizer, str 
     if not path.is_dir():
         raise MissingFileError(f"base {base!r} is neither a preset ({', '.join(PRESETS)}), a downloadable model "
                                f"({', '.join(DOWNLOADS)}), a model directory nor a .gguf file")
+    if is_hf_gpt2(path):  # a Hugging Face GPT-2 directory (config.json + model.safetensors)
+        model, tok = load_hf_gpt2(path)
+        return model, tok, None
     model, tok = load_model_dir(path)
     meta = load_json(path / "config.json")
     if meta.get("architecture", "gpt") != "gpt":

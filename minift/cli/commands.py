@@ -179,6 +179,7 @@ def cmd_generate(args) -> int:
     import torch
 
     from minift.base.download import DOWNLOADS
+    from minift.base.hf_gpt2 import is_hf_gpt2, load_hf_gpt2
     from minift.base.presets import PRESETS
     from minift.base.store import load_model_dir
     from minift.files import load_json
@@ -193,6 +194,9 @@ def cmd_generate(args) -> int:
         from minift.base.llama_gguf import load_gguf
 
         model, tok = load_gguf(path)
+        return _generate_text(model, tok, args, None)
+    elif path.is_dir() and is_hf_gpt2(path):
+        model, tok = load_hf_gpt2(path)
         return _generate_text(model, tok, args, None)
     if (path / "finetune.json").is_file():
         from minift.finetune.load import load_finetuned
@@ -236,8 +240,7 @@ def _generate_text(model, tok, args, template_name) -> int:
                           f"({model.config.block_size} tokens): by then it no longer sees the prompt; use at most "
                           f"{model.config.block_size}")
     template = None if template_name is None else get_template(template_name)
-    text = args.prompt if template is None else template.format_prompt(args.prompt, args.input or "")
-    ids = tok.encode(text)
+    ids = tok.encode(args.prompt) if template is None else template.encode_prompt(tok, args.prompt, args.input or "")
     if not ids:
         raise ConfigError("the prompt is empty; give some text with --prompt")
     reserve, cfg = context_reserve(model), method_of(model)

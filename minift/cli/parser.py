@@ -153,7 +153,8 @@ def _finetune_parser(sub) -> None:
     s.add_argument("--n-eval", type=_positive_int, default=None, help="score only this many test examples")
     s.add_argument("--train-on-prompt", action="store_true", help="instruction tasks: also train on prompt tokens")
     s.add_argument("--template", default=d["template"], choices=["auto", *TEMPLATES],
-                   help="instruction prompt layout; auto: alpaca for a context of ≥ 256 tokens, else plain")
+                   help="instruction prompt layout; auto: chatml for a chat model, else alpaca for a context of ≥ 256 "
+                        "tokens, else plain")
     s.add_argument("--seed", type=int, default=d["seed"], help="data order, initialisation, subsets")
     s.add_argument("--device", default=d["device"], help="auto, cpu, cuda or mps")
     m = s.add_argument_group("method options (each applies to some methods only)")
@@ -265,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--chat", help="a message to a chat model (ChatML, e.g. smollm2): the model answers it")
     s.add_argument("--system", default=None, help="with --chat: the system message (unset: the model's default)")
     s.add_argument("--input", default=None, help="the instruction's input (templates only)")
-    s.add_argument("--template", default="auto", choices=["auto", "alpaca", "plain", "none"],
+    s.add_argument("--template", default="auto", choices=["auto", *TEMPLATES, "none"],
                    help="auto: the run's template for instruction runs, none for plain models")
     s.add_argument("--max-new-tokens", type=_positive_int, default=60, help="tokens to generate at most")
     s.add_argument("--temperature", type=_non_negative_float, default=0.8, help="0 = greedy")

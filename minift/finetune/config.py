@@ -109,7 +109,7 @@ class FinetuneConfig:
         # paths are remembered absolute, so the run can be evaluated (or resumed) from any directory
         if self.data is not None:
             self.data = str(Path(self.data).expanduser().resolve())
-        if self.base not in PRESETS and Path(self.base).expanduser().is_dir():
+        if self.base not in PRESETS and Path(self.base).expanduser().exists():
             self.base = str(Path(self.base).expanduser().resolve())
 
     @property

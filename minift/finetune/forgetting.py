@@ -5,7 +5,8 @@
 
 Δ > 0 means the model got worse at the text it was pretrained on (catastrophic forgetting: McCloskey & Cohen,
 1989; Kirkpatrick et al., 2017). For a PEFT run, L_before is measured with the method switched off, which is
-exactly the base.
+exactly the base. For a real model (SmolLM2, GPT-2), whose pretraining text minift does not have, L is measured on a
+fixed sample of general English (minift/data/english.py) instead.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import math
 
 from minift.base.presets import get_preset
 from minift.base.pretrain import encode_documents, fixed_windows
+from minift.data import english
 from minift.data.corpus import corpus_splits
 from minift.peft import disabled
 from minift.training.batches import lm_loss_fn
 from minift.training.loop import evaluate
+
+
+ENGLISH_WINDOW, ENGLISH_WINDOWS = 128, 16  # a real model's probe: up to 16 windows of 128 tokens
 
 
 def forgetting(before_loss: float, after_loss: float) -> dict:
@@ -34,12 +39,18 @@ def _val_docs(n_docs: int) -> tuple[str, ...]:
     return tuple(corpus_splits(seed=0, n_docs=n_docs)[1])
 
 
-def pretraining_batches(tok, preset: str, reserve: int = 0) -> list:
+def pretraining_batches(tok, preset: str | None, reserve: int = 0) -> list:
     """The preset's fixed pretraining validation windows (base.pretraining_data's val part, without encoding the
-    training stream), each cut to its last block_size − reserve tokens when a method takes context positions."""
-    p = get_preset(preset)
-    tokens = encode_documents(tok, list(_val_docs(p.n_docs)))
-    batches = fixed_windows(tokens, p.model["block_size"], p.val_windows, p.batch_size)
+    training stream), each cut to its last block_size − reserve tokens when a method takes context positions.
+    preset None (a real model, whose pretraining text minift does not have): windows of ENGLISH_WINDOW tokens over
+    the fixed general-English sample in minift/data/english.py."""
+    if preset is None:
+        tokens = encode_documents(tok, list(english.PARAGRAPHS))
+        batches = fixed_windows(tokens, ENGLISH_WINDOW, ENGLISH_WINDOWS, 8)
+    else:
+        p = get_preset(preset)
+        tokens = encode_documents(tok, list(_val_docs(p.n_docs)))
+        batches = fixed_windows(tokens, p.model["block_size"], p.val_windows, p.batch_size)
     return [(x[:, reserve:], y[:, reserve:]) for x, y in batches] if reserve else batches
 
 

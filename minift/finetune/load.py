@@ -47,7 +47,7 @@ def load_finetuned(run_dir: PathLike, device: str = "cpu", allow_other_base: boo
                                   "--allow-other-base if you know the two are equivalent")
         apply_method(gpt, MethodConfig.from_dict(meta["method_config"]))
     config = replace(config, template=meta.get("template") or resolve_template_name(config.template,
-                                                                                     gpt.config.block_size))
+                                                                                     gpt.config.block_size, tok))
     model = gpt
     if meta["kind"] == "labelled" and meta["method_config"] is None:
         model = load_head(run / "head.pt", gpt, meta["labels"])

@@ -24,7 +24,8 @@ class ResultRecord:
     kind: str                         # "labelled" (classification) or "instruction"
     method: str                       # "full" or a PEFT method
     base: str                         # the --base given: a preset or a model directory
-    preset: str                       # the preset the base came from (its pretraining text measures forgetting)
+    preset: str | None                # the preset the base came from (its pretraining text measures forgetting);
+                                      # None for a real model, measured on minift/data/english.py
     config: dict                      # the FinetuneConfig, as a dict
     method_config: dict | None        # the PEFT method's resolved config (None for full fine-tuning)
     metrics: dict                     # {split: {metric: value}}, e.g. {"test": {"accuracy": 0.91, ...}}

@@ -163,13 +163,9 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
     check_out_dir(out, RUN_FILES, force=force, resume=resume)
     if resume and (out / "finetune.json").is_file():
         _check_resumable(out, config)
-    if _real_model(config.base):
-        raise ConfigError(f"fine-tuning {config.base!r} is not possible yet: a run measures forgetting on its base's "
-                          "pretraining text, which minift has only for the bases it pretrains itself "
-                          f"({', '.join(PRESETS)}); `minift generate {config.base} --chat ...` runs it")
-    if config.base not in PRESETS and not Path(config.base).is_dir():
-        raise MissingFileError(f"base {config.base!r} is neither a preset ({', '.join(PRESETS)}) nor a model "
-                               "directory")
+    if not _known_base(config.base):
+        raise MissingFileError(f"base {config.base!r} is neither a preset ({', '.join(PRESETS)}), a downloadable "
+                               f"model ({', '.join(DOWNLOADS)}), a model directory nor a .gguf file")
     td = load_task_data(config.task, config.data, config.seed, config.n_train)
     check_method_fits(config)
     if rank == 0:
@@ -179,7 +175,7 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
     distributed.barrier()  # the directory is ready (or cleared) before any rank looks into it
     reset_peak_memory(device)
     gpt, tok, preset = resolve_base(config.base, progress)
-    template_name = resolve_template_name(config.template, gpt.config.block_size)
+    template_name = resolve_template_name(config.template, gpt.config.block_size, tok)
     template = get_template(template_name)
     base_print = fingerprint(gpt)
     model, cfg = build_model(config, gpt, tok, td)
@@ -273,15 +269,9 @@ def _architecture(base: str) -> GPTConfig | None:
     return None
 
 
-def _real_model(base: str) -> bool:
-    """A base minift did not pretrain: a downloadable model, a GGUF file, or a directory holding a Llama."""
-    if base in DOWNLOADS or base.endswith(".gguf"):
-        return True
-    config_file = Path(base) / "config.json"
-    try:
-        return config_file.is_file() and load_json(config_file).get("architecture", "gpt") != "gpt"
-    except MiniftError:
-        return False
+def _known_base(base: str) -> bool:
+    return base in PRESETS or base in DOWNLOADS or Path(base).is_dir() or (base.endswith(".gguf")
+                                                                           and Path(base).is_file())
 
 
 def run_warnings(result, before: float, after: float, lr: float) -> list[str]:

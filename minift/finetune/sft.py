@@ -80,8 +80,7 @@ def encode_ids(prompt_ids: Sequence[int], response_ids: Sequence[int], max_len: 
 def encode_example(tok, example: dict, template: PromptTemplate = ALPACA, max_len: int | None = None,
                    train_on_prompt: bool = False, add_eos: bool = True) -> dict | None:
     """Format, tokenise (prompt and response_prefix + output separately), append EOS to the response, shift, mask."""
-    prompt = template.format_prompt(example["instruction"], example.get("input", "") or "")
-    prompt_ids = tok.encode(prompt)
+    prompt_ids = template.encode_prompt(tok, example["instruction"], example.get("input", "") or "")
     response_ids = tok.encode(template.response_text(example["output"])) if example["output"] else []
     if add_eos:
         response_ids = response_ids + [tok.eos_id]
@@ -187,10 +186,10 @@ def sft_loss_fn(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return loss_sum, (targets != IGNORE_INDEX).sum()
 
 
-def _prompt_text(prompt, template: PromptTemplate | None) -> str:
+def _prompt_ids(tok, prompt, template: PromptTemplate | None) -> list[int]:
     if isinstance(prompt, dict):
-        return (template or ALPACA).format_prompt(prompt["instruction"], prompt.get("input", "") or "")
-    return template.format_prompt(prompt) if template is not None else prompt
+        return (template or ALPACA).encode_prompt(tok, prompt["instruction"], prompt.get("input", "") or "")
+    return template.encode_prompt(tok, prompt) if template is not None else tok.encode(prompt)
 
 
 @torch.no_grad()
@@ -208,7 +207,7 @@ def generate_batch(model, tok, prompts: Sequence[str | dict], max_new_tokens: in
     if keep < 1:
         raise ConfigError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the context of "
                           f"{model.config.block_size} tokens" + (f" ({reserve} reserved)" if reserve else ""))
-    encoded = [tok.encode(_prompt_text(p, template))[-keep:] for p in prompts]
+    encoded = [_prompt_ids(tok, p, template)[-keep:] for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     answers: list[str] = [""] * len(encoded)
     device = _device_of(model)

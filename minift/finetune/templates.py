@@ -63,17 +63,60 @@ class PromptTemplate:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def encode_prompt(self, tok, instruction: str, input: str = "") -> list[int]:
+        """The prompt's token ids (the response follows them directly)."""
+        return tok.encode(self.format_prompt(instruction, input))
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """ChatML for chat models (minift/finetune/chat.py): the instruction (and its input, after a blank line) is the
+    user's message, the output the assistant's answer, which ends with the model's end-of-turn token <|im_end|>
+    (the tokenizer's end-of-text, supervised like any EOS). The special tokens are inserted by id, so a prompt
+    cannot forge a turn; `system` None gives the model's default system message."""
+
+    system: str | None = None
+    response_prefix: str = ""  # the answer starts right after "assistant\n"
+
+    def format_prompt(self, instruction: str, input: str = "") -> str:
+        """The prompt as text, for showing it (training and generation use `encode_prompt`)."""
+        from minift.finetune.chat import SMOLLM2_SYSTEM
+
+        user = f"{instruction}\n\n{input}" if input and input.strip() else instruction
+        system = self.system or SMOLLM2_SYSTEM
+        return (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
+                "<|im_start|>assistant\n")
+
+    def encode_prompt(self, tok, instruction: str, input: str = "") -> list[int]:
+        from minift.finetune.chat import chat_ids
+
+        user = f"{instruction}\n\n{input}" if input and input.strip() else instruction
+        messages = ([{"role": "system", "content": self.system}] if self.system else []) + \
+            [{"role": "user", "content": user}]
+        return chat_ids(tok, messages, add_generation_prompt=True)
+
+    def response_text(self, output: str) -> str:
+        return output
+
+    def strip_response(self, generated: str) -> str:
+        return generated.strip()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
 
 ALPACA = PromptTemplate()
 PLAIN = PromptTemplate(preamble="", preamble_with_input="")
-TEMPLATES = {"alpaca": ALPACA, "plain": PLAIN}
+CHATML = ChatTemplate()
+TEMPLATES = {"alpaca": ALPACA, "plain": PLAIN, "chatml": CHATML}
 
 
 AUTO_ALPACA_MIN_CONTEXT = 256
 
 
-def resolve_template_name(name: str, block_size: int) -> str:
-    """The template a run uses: "auto" is "alpaca" when the model's context holds ≥ 256 tokens, "plain" below.
+def resolve_template_name(name: str, block_size: int, tok=None) -> str:
+    """The template a run uses: "auto" is "chatml" for a chat model (its tokenizer has <|im_start|>), else "alpaca"
+    when the model's context holds ≥ 256 tokens, "plain" below.
 
     Why: the Alpaca preamble costs 42–56 tokens with the tiny base's tokenizer. A `json` prompt with it is 115–134
     tokens, so in a 128-token context every training example loses the start of its prompt (the instruction
@@ -82,11 +125,13 @@ def resolve_template_name(name: str, block_size: int) -> str:
     """
     if name != "auto":
         return name
+    if tok is not None and tok.token_to_id("<|im_start|>") is not None:
+        return "chatml"
     return "alpaca" if block_size >= AUTO_ALPACA_MIN_CONTEXT else "plain"
 
 
-def get_template(name_or_template: str | PromptTemplate) -> PromptTemplate:
-    if isinstance(name_or_template, PromptTemplate):
+def get_template(name_or_template: str | PromptTemplate | ChatTemplate) -> PromptTemplate | ChatTemplate:
+    if isinstance(name_or_template, (PromptTemplate, ChatTemplate)):
         return name_or_template
     if name_or_template not in TEMPLATES:
         raise ConfigError(f"unknown prompt template {name_or_template!r}; choose one of {sorted(TEMPLATES)}")

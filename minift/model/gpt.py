@@ -36,6 +36,8 @@ from minift.errors import ConfigError, InputError
 from minift.model.attention import CausalSelfAttention, KVCache, causal_mask
 
 IGNORE_INDEX = -100
+# GELU(x) = x·Φ(x) exactly, or with Φ approximated by ½(1 + tanh(√(2/π)(x + 0.044715x³))) as GPT-2 was trained
+ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}
 
 
 @dataclass
@@ -49,6 +51,7 @@ class GPTConfig:
     d_model: int = 256
     dropout: float = 0.0
     bias: bool = True
+    activation: str = "gelu"  # "gelu" (exact, erf) or "gelu_tanh" (GPT-2's tanh approximation, "gelu_new")
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
@@ -63,6 +66,8 @@ class GPTConfig:
         if (isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float))
                 or not 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,12 +86,12 @@ def _divisors_hint(n: int) -> str:
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: W₂ · GELU(W₁ h), d → 4d → d."""
+    """Position-wise feed-forward: W₂ · GELU(W₁ h), d → 4d → d (GELU exact or tanh-approximated, by the config)."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.fc = nn.Linear(cfg.d_model, 4 * cfg.d_model, bias=cfg.bias)
-        self.act = nn.GELU()
+        self.act = nn.GELU(approximate=ACTIVATIONS[cfg.activation])
         self.proj = nn.Linear(4 * cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.dropout = nn.Dropout(cfg.dropout)
 

@@ -1,11 +1,11 @@
 """The bookkeeping around the training loop (minift/training/loop.py): checkpoints, random-number state, metrics, plot.
 
 last.pt — everything needed to continue a run exactly where it stopped:
-    {"model": state_dict, "optimizer": state_dict (AdamW moments m, v and step counts), "state": RunState fields
+    {"model": trained_state (every trained parameter and buffer; frozen ones come from the base), "optimizer": state_dict (AdamW moments m, v and step counts), "state": RunState fields
      (step, best val loss, evaluations without improvement, tokens seen, time), "config": TrainConfig fields,
      "rng": the generator states of torch (CPU and CUDA/MPS), NumPy and Python, "world_size": W (processes),
      and under torchrun "rng_ranks": every rank's generator states (rank r resumes with its own)}
-best.pt — the model state_dict at the lowest validation loss (load it with `model.load_state_dict`).
+best.pt — the trained state at the lowest validation loss (load it with `load_weights`).
 
 Only tensors and plain Python values are stored, because `minift.files.torch_load` reads with
 `torch.load(weights_only=True)`, which refuses to unpickle arbitrary objects (a checkpoint cannot run code).
@@ -91,13 +91,35 @@ def rng_preserved():
 
 # -- checkpoints ---------------------------------------------------------------------------------------------
 
+def trained_state(model) -> dict:
+    """What a checkpoint must hold to restore a run: every parameter that trains, and every buffer. Frozen
+    parameters are left out: they never change, and the run rebuilds them from its base. (For full fine-tuning
+    that is the whole model; for a PEFT run on a real model, a few MB instead of hundreds.)"""
+    return {name: t.detach() for name, t in model.state_dict(keep_vars=True).items()
+            if not isinstance(t, torch.nn.Parameter) or t.requires_grad}
+
+
+def load_trained_state(model, state: dict, path: Path) -> None:
+    """Load `trained_state` back: every key must exist in the model, and every key left out must be frozen."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a shape mismatch
+        raise CheckpointError(f"{path} does not fit this model: {str(e).splitlines()[0]} "
+                              "(was it written for another architecture or adapter?)") from None
+    params = dict(model.named_parameters(remove_duplicate=False))
+    not_frozen = [k for k in missing if k not in params or params[k].requires_grad]
+    if unexpected or not_frozen:
+        raise CheckpointError(f"{path} does not fit this model: unexpected keys {unexpected[:3]}, missing trained "
+                              f"keys {not_frozen[:3]} (was it written for another architecture or adapter?)")
+
+
 def save_last(path: Path, model, optimizer, config, st: RunState, elapsed_this_run: float,
               rng_ranks: list[dict] | None = None) -> None:
     """rng_ranks: every rank's `rng_state()` under torchrun (rank 0's first); None: this process's."""
     state = asdict(st)
     state["elapsed"] = st.elapsed + elapsed_this_run
     rngs = rng_ranks or [rng_state()]
-    data = {"format": FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+    data = {"format": FORMAT, "model": trained_state(model), "optimizer": optimizer.state_dict(), "state": state,
             "config": config.to_dict(), "rng": rngs[0], "world_size": len(rngs)}
     if len(rngs) > 1:
         data["rng_ranks"] = rngs
@@ -105,16 +127,12 @@ def save_last(path: Path, model, optimizer, config, st: RunState, elapsed_this_r
 
 
 def save_best(path: Path, model) -> None:
-    torch_save_atomic(model.state_dict(), path)
+    torch_save_atomic(trained_state(model), path)
 
 
 def load_weights(model, path: Path):
-    """Load a state_dict file into `model`, reporting a mismatch as a CheckpointError."""
-    try:
-        model.load_state_dict(torch_load(path))
-    except RuntimeError as e:  # missing/unexpected keys or shape mismatch
-        raise CheckpointError(f"{path} does not fit this model: {str(e).splitlines()[0]} "
-                              "(was it written for another architecture or adapter?)") from None
+    """Load a best.pt (its `trained_state`) into `model`, reporting a mismatch as a CheckpointError."""
+    load_trained_state(model, torch_load(path), path)
     return model
 
 
@@ -134,8 +152,8 @@ def load_last(path: Path, model, optimizer, config, rank: int = 0, world_size: i
         was = ", ".join(f"{k}={data['config'].get(k)!r} (now {getattr(config, k)!r})" for k in changed)
         raise ConfigError(f"cannot resume {path}: it was trained with {was}; these decide which data each step "
                           "sees, so resume with the same values or start a new run")
+    load_trained_state(model, data["model"], path)
     try:
-        model.load_state_dict(data["model"])
         optimizer.load_state_dict(data["optimizer"])
     except (RuntimeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path} does not fit this model/optimizer: {str(e).splitlines()[0]}") from None

@@ -97,5 +97,21 @@ def test_the_cached_model_answers_in_the_terminal(ours, capsys):
     assert main(["generate", "smollm2", "--chat", "What is the capital of France?", "--temperature", "0",
                  "--max-new-tokens", "12"]) == 0
     assert capsys.readouterr().out.strip() == "The capital of France is Paris."
-    assert main(["finetune", "--base", "smollm2", "--task", "qa", "--out", str(base_dir("x"))]) == 2
-    assert "not possible yet" in capsys.readouterr().err
+
+
+def test_a_lora_step_on_the_real_model(ours, tmp_path):
+    """The whole pipeline on SmolLM2 (one step, a few examples): ChatML chosen by `auto`, the forgetting probe on
+    the general-English sample, only the adapter in the checkpoints, and the adapter loads back."""
+    from minift.finetune.config import FinetuneConfig
+    from minift.finetune.load import load_finetuned
+    from minift.finetune.run import finetune
+
+    load_base("smollm2", progress=False)
+    r = finetune(FinetuneConfig(base="smollm2", task="qa", method="lora", max_steps=1, n_train=4, n_eval=2,
+                                batch_size=4), tmp_path / "run", progress=False)
+    meta = (tmp_path / "run" / "finetune.json").read_text()
+    assert '"template": "chatml"' in meta and r["preset"] is None
+    assert 2.0 < r["forgetting"]["before_loss"] < 6.0  # a real model's loss on plain English
+    assert (tmp_path / "run" / "best.pt").stat().st_size < 5 * 2**20  # the adapter, not the 538 MB base
+    model, tok, config = load_finetuned(tmp_path / "run")
+    assert config.template == "chatml" and model.config.n_kv_head == 3

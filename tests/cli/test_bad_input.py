@@ -62,7 +62,7 @@ def make_case(name: str, tmp: Path, quick_base) -> list[str]:
                                    "--out", str(tmp / "o")],
         "unknown method": ["finetune", "--task", "qa", "--method", "lorra", "--out", str(tmp / "o")],
         "unknown task": ["finetune", "--task", "poetry", "--out", str(tmp / "o")],
-        "unknown template": ["finetune", "--task", "qa", "--template", "chatml", "--out", str(tmp / "o")],
+        "unknown template": ["finetune", "--task", "qa", "--template", "vicuna", "--out", str(tmp / "o")],
         "epochs and max steps": ["finetune", "--task", "qa", "--epochs", "1", "--max-steps", "3", "--out",
                                  str(tmp / "o")],
         "n_train 1": ["finetune", "--task", "qa", "--n-train", "1", "--out", str(tmp / "o")],
