@@ -119,6 +119,8 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """GPT-2-style language model. See the module docstring for the maths and the extension points."""
 
+    mlp_out = "mlp.proj"  # the MLP's output layer (its input is the inner activation): (IA)³ scales that input
+
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.config = cfg

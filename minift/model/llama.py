@@ -118,6 +118,8 @@ class Llama(GPT):
     """A Llama-family decoder; see the module docstring. Initialised like the GPT (normal 0.02) when trained from
     scratch; real weights come from `minift.base` loaders."""
 
+    mlp_out = "mlp.down"
+
     def __init__(self, cfg: LlamaConfig):
         nn.Module.__init__(self)
         self.config = cfg

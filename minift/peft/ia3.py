@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 
 from minift.errors import ConfigError
+from minift.peft.adapters import gpt_of
 from minift.peft.core import (MethodConfig, PeftModule, plain_value, check_targets, is_tied, name_matches, register,
                    replace_module, select_modules)
 
@@ -122,11 +123,19 @@ class IA3Config(MethodConfig):
         self.layers = plain_value(self.layers)
 
     def inject(self, model: nn.Module) -> None:
-        chosen = select_modules(model, self.targets, self.layers, nn.Linear)
+        # "mlp.proj" names the MLP's output layer, whose input is the inner activation; a Llama calls it mlp.down
+        out = getattr(gpt_of(model), "mlp_out", "mlp.proj")
+        targets, feedforward = (_rename(t, out) for t in (self.targets, self.feedforward))
+        chosen = select_modules(model, targets, self.layers, nn.Linear)
         for name, lin in chosen:
             if is_tied(model, lin.weight):
                 raise ConfigError(f"{name}.weight is tied to another module (lm_head shares tok_emb.weight); "
                                   "(IA)³ there would also rescale the embedding when merged; leave it out")
         for name, lin in chosen:
-            ff = bool(self.feedforward) and name_matches(name, self.feedforward)
+            ff = bool(feedforward) and name_matches(name, feedforward)
             replace_module(model, name, IA3Linear(lin, scale_input=ff))
+
+
+def _rename(names, out: str):
+    """Target lists name the MLP's output layer "mlp.proj" (the GPT's name); use the model's own name for it."""
+    return [out if n == "mlp.proj" else n for n in names] if isinstance(names, list) else names

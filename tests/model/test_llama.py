@@ -82,7 +82,8 @@ def test_fused_equals_explicit_cache_equals_uncached_and_padding_is_invisible():
         assert batch[row, -6:].tolist() == alone[0, -6:].tolist()
 
 
-@pytest.mark.parametrize("method", ["lora", "dora", "adapter-houlsby", "prefix", "prompt", "loreft"])
+@pytest.mark.parametrize("method", ["lora", "dora", "ia3", "adapter-houlsby", "adapter-pfeiffer", "prefix", "prompt",
+                                    "loreft", "direft"])
 def test_peft_methods_apply_to_the_llama(method):
     model = make_llama(block_size=64)
     x = torch.randint(0, 97, (2, 8))
@@ -92,6 +93,9 @@ def test_peft_methods_apply_to_the_llama(method):
     out, loss = model(x, targets=torch.roll(x, -1, 1))
     loss.backward()  # gradients reach the method's parameters through RoPE and grouped-query attention
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
+    if method == "ia3":  # k, v and the SwiGLU's inner activation (the input of mlp.down)
+        assert {n.split(".", 2)[2] for n, _ in model.named_parameters() if "ia3" in n} == {
+            "attn.k.ia3_vector", "attn.v.ia3_vector", "mlp.down.ia3_vector"}
     if method in ("lora", "adapter-houlsby", "prefix"):  # these start as exactly the base
         assert torch.allclose(out, base, atol=tol(base)) if method != "prefix" else out.shape == base.shape
     if method == "lora":
