@@ -30,7 +30,6 @@ from minift.model.tokenizer import Tokenizer
 from minift.training import distributed
 
 
-
 def base_dir(preset: str) -> Path:
     return minift_home() / "base" / preset
 
@@ -39,13 +38,18 @@ def load_base(preset: str = "tiny", device: str = "cpu", progress: bool = True) 
     """(model, tokenizer) of a preset's base model, from the cache; pretrained there once if absent (under torchrun
     by rank 0 alone, as one process, while the other ranks wait: the cache is the same however it is launched).
     A downloadable model's name (`smollm2`) is fetched and converted once instead."""
-    if preset in DOWNLOADS:
-        with distributed.main_first():
-            build_downloaded(preset, progress=progress)
-        return load_model_dir(base_dir(preset), device=device)
-    get_preset(preset)
+    if preset not in DOWNLOADS:
+        get_preset(preset)
+    if base_dir(preset).is_dir():
+        try:
+            return load_model_dir(base_dir(preset), device=device)
+        except MiniftError:
+            pass  # damaged: the build below says so and rebuilds it
     with distributed.main_first():  # the others then find it built
-        build_base(preset, progress=progress)
+        if preset in DOWNLOADS:
+            build_downloaded(preset, progress=progress)
+        else:
+            build_base(preset, progress=progress)
     return load_model_dir(base_dir(preset), device=device)
 
 
