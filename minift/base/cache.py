@@ -60,14 +60,8 @@ def build_base(preset: str = "tiny", progress: bool = True, device: str = "cpu",
     get_preset(preset)
     final = base_dir(preset)
     partial = final.with_name(final.name + ".partial")
-    if final.exists():
-        problem = None if force else damaged(final)
-        if problem is None and not force:
-            return final
-        if problem is not None:
-            print(f"minift: the cached base {final} is incomplete or damaged ({problem}); rebuilding it",
-                  file=sys.stderr)
-        shutil.rmtree(final)  # the cache's own directory, never a user's
+    if _usable(final, force):
+        return final
     resume = (partial / "last.pt").is_file() and not force
     if resume:
         print(f"minift: resuming the interrupted pretraining of the '{preset}' base in {partial}", file=sys.stderr)
@@ -80,14 +74,8 @@ def build_downloaded(name: str, progress: bool = True, force: bool = False) -> P
     """Make sure the cache holds the downloadable model `name` as a model directory (fetched, checked, converted
     from GGUF once; written in `<name>.partial/` and renamed into place, like a pretrained base)."""
     final = base_dir(name)
-    if final.exists():
-        problem = None if force else damaged(final)
-        if problem is None and not force:
-            return final
-        if problem is not None:
-            print(f"minift: the cached model {final} is incomplete or damaged ({problem}); rebuilding it",
-                  file=sys.stderr)
-        shutil.rmtree(final)
+    if _usable(final, force):
+        return final
     gguf = fetch(name, progress=progress)
     model, tok = load_gguf(gguf)
     partial = final.with_name(final.name + ".partial")
@@ -96,6 +84,19 @@ def build_downloaded(name: str, progress: bool = True, force: bool = False) -> P
     save_model_dir(partial, model, tok, downloaded=name, source=gguf.name)
     os.replace(partial, final)
     return final
+
+
+def _usable(final: Path, force: bool) -> bool:
+    """True when the cache entry is there and loads; otherwise it is removed (with a message if it was damaged)."""
+    if not final.exists():
+        return False
+    problem = None if force else damaged(final)
+    if problem is None and not force:
+        return True
+    if problem is not None:
+        print(f"minift: the cached base {final} is incomplete or damaged ({problem}); rebuilding it", file=sys.stderr)
+    shutil.rmtree(final)  # the cache's own directory, never a user's
+    return False
 
 
 def damaged(path: Path) -> str | None:

@@ -18,14 +18,14 @@ batched generation with positions from the mask, and the fused-or-explicit atten
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 
 from minift.errors import ConfigError
 from minift.model.attention import CausalSelfAttention, rotary_angles
-from minift.model.gpt import GPT
+from minift.model.gpt import GPT, config_from_dict
 
 
 @dataclass
@@ -61,11 +61,7 @@ class LlamaConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LlamaConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown LlamaConfig fields {sorted(unknown)}; known fields are {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 class RMSNorm(nn.Module):
