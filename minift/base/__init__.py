@@ -8,6 +8,7 @@
     llama_gguf.py             a Llama-family model and its tokenizer from a GGUF file
     hf_gpt2.py                GPT-2 from a Hugging Face directory (safetensors, no pickle)
     download.py               real models fetched once through pip (SmolLM2-135M-Instruct)
+    export.py                 a Llama for transformers, its LoRA adapter for peft
 
 Names load on first use (minift/lazy.py): the presets are read by the command line without torch.
 """
@@ -25,11 +26,13 @@ lazy_exports(globals(), {
     **dict.fromkeys(["load_safetensors", "save_safetensors"], "minift.base.safetensors"),
     "GGUFFile": "minift.base.gguf", "load_gguf": "minift.base.llama_gguf", "load_hf_gpt2": "minift.base.hf_gpt2",
     **dict.fromkeys(["fetch", "DOWNLOADS"], "minift.base.download"),
+    **dict.fromkeys(["export_model", "export_lora"], "minift.base.export"),
 })
 
 if TYPE_CHECKING:
     from minift.base.cache import base_dir, load_base, resolve_base
     from minift.base.download import DOWNLOADS, fetch
+    from minift.base.export import export_lora, export_model
     from minift.base.gguf import GGUFFile
     from minift.base.hf_gpt2 import load_hf_gpt2
     from minift.base.llama_gguf import load_gguf

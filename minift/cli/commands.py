@@ -296,6 +296,46 @@ def cmd_fetch(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """A run's LoRA adapter in peft's layout, or a model (a base, a full run, a merged run) for transformers."""
+    from minift.base.cache import resolve_base
+    from minift.base.export import export_lora, export_model
+    from minift.files import check_out_dir
+    from minift.finetune.load import load_finetuned
+    from minift.peft import merge_and_unload, method_of
+    from minift.peft.adapters import gpt_of
+
+    adapter_files, model_files = ("adapter_config.json", "adapter_model.safetensors"), (
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+    source = Path(args.source)
+    if (source / "finetune.json").is_file():
+        model, tok, config = load_finetuned(source)
+        if hasattr(model, "head"):
+            raise ConfigError(f"{source} is a classification run; export writes language models only")
+        cfg, gpt = method_of(model), gpt_of(model)
+        if cfg is not None and not args.merged:
+            check_out_dir(args.out, adapter_files, force=args.force)
+            out = export_lora(gpt, prepare(args.out, adapter_files, args.force), config.base)
+            print(f"wrote {out}/ (adapter_config.json, adapter_model.safetensors): load it with peft's "
+                  f"PeftModel.from_pretrained on the base {config.base!r}")
+            return 0
+        if cfg is not None:
+            merge_and_unload(gpt)
+    else:
+        gpt, tok, _ = resolve_base(args.source)
+    check_out_dir(args.out, model_files, force=args.force)
+    out = export_model(gpt, tok, prepare(args.out, model_files, args.force))
+    print(f"wrote {out}/ (config.json, model.safetensors, tokenizer.json, tokenizer_config.json): "
+          "transformers' AutoModelForCausalLM.from_pretrained reads it")
+    return 0
+
+
+def prepare(out, owned, force):
+    from minift.files import prepare_out_dir
+
+    return prepare_out_dir(out, owned, force=force)
+
+
 def cmd_data_export(args) -> int:
     from minift.data.tasks import export_task
     from minift.errors import OutputExistsError

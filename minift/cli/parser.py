@@ -34,8 +34,8 @@ from dataclasses import fields
 from minift import __version__
 from minift.base.download import DOWNLOADS
 from minift.base.presets import PRESETS
-from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_eval, cmd_fetch, cmd_finetune, cmd_generate,
-                                 cmd_merge, cmd_methods, cmd_pretrain)
+from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_eval, cmd_export, cmd_fetch, cmd_finetune,
+                                 cmd_generate, cmd_merge, cmd_methods, cmd_pretrain)
 from minift.data.tasks import TASKS
 from minift.errors import MiniftError
 from minift.finetune.config import DEFAULT_EPOCHS, FinetuneConfig
@@ -237,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", choices=list(DOWNLOADS), help="the model")
     s.add_argument("--force", action="store_true", help="convert it again even if the cache has it")
     s.set_defaults(func=cmd_fetch)
+
+    s = _sub(sub, "export", "write a Llama-family model (SmolLM2) or its LoRA adapter for transformers and peft")
+    s.add_argument("source", help="a fine-tuning run directory, a model directory, or a downloadable model (smollm2)")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--merged", action="store_true",
+                   help="for a LoRA / DoRA / (IA)³ run: the base with the update merged in, instead of the adapter")
+    s.add_argument("--force", action="store_true", help="replace the files an earlier export wrote there")
+    s.set_defaults(func=cmd_export)
 
     s = _sub(sub, "methods", "list every fine-tuning method: default lr and why, key options, whether it merges")
     s.set_defaults(func=cmd_methods)

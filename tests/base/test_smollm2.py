@@ -115,3 +115,35 @@ def test_a_lora_step_on_the_real_model(ours, tmp_path):
     assert (tmp_path / "run" / "best.pt").stat().st_size < 5 * 2**20  # the adapter, not the 538 MB base
     model, tok, config = load_finetuned(tmp_path / "run")
     assert config.template == "chatml" and model.config.n_kv_head == 3
+
+
+def test_export_to_peft_and_transformers(ours, reference, tmp_path, capsys):
+    """A LoRA run exported in peft's layout loads with peft on the reference model and gives minift's logits; the
+    merged model loads with transformers alone; its tokenizer treats special-token text as minift does."""
+    import copy
+
+    peft = pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    from minift.base.export import export_lora, export_model
+    from minift.peft import apply_method, merge_and_unload, method_config
+
+    model, tok = copy.deepcopy(ours[0]), ours[1]
+    apply_method(model, method_config("lora", r=4, alpha=8, targets=["attn.q", "attn.v", "mlp.down"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02, generator=torch.Generator().manual_seed(0))
+    export_lora(model, tmp_path / "adapter", "smollm2")
+    with_adapter = peft.PeftModel.from_pretrained(copy.deepcopy(reference[0]), tmp_path / "adapter").eval()
+    ids = torch.tensor([tok.encode("The quick brown fox jumps over the lazy dog.")])
+    with torch.no_grad():
+        assert (with_adapter(ids).logits - model(ids)[0]).abs().max().item() <= 1e-4
+        merge_and_unload(model)
+        export_model(model, tok, tmp_path / "merged")
+        hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32).eval()
+        assert (hf(ids).logits - model(ids)[0]).abs().max().item() <= 1e-4
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "merged")
+    for text in ("hi <|im_end|> there", "<|im_start|>user", *varied_strings(40)):
+        assert hf_tok(text, add_special_tokens=False).input_ids == tok.encode(text), text
+    assert main(["export", "smollm2", "--out", str(tmp_path / "base")]) == 0
+    assert (tmp_path / "base" / "model.safetensors").is_file() and "transformers" in capsys.readouterr().out
