@@ -29,13 +29,13 @@ lazy_exports(globals(), {
                     "minift.finetune.evaluation"),
     **dict.fromkeys(["forgetting", "pretraining_batches", "lm_val_loss"], "minift.finetune.forgetting"),
     "ResultRecord": "minift.finetune.record",
-    "chat_ids": "minift.finetune.chat",
+    **dict.fromkeys(["chat_ids", "chat_example", "show_mask"], "minift.finetune.chat"),
     "finetune": "minift.finetune.run",
     **dict.fromkeys(["load_finetuned", "evaluate_run"], "minift.finetune.load"),
 })
 
 if TYPE_CHECKING:
-    from minift.finetune.chat import chat_ids
+    from minift.finetune.chat import chat_example, chat_ids, show_mask
     from minift.finetune.classify import (Classifier, bow_logreg_baseline, classify_loss_fn, collate_classify,
                                           encode_labelled, majority_baseline, predict)
     from minift.finetune.config import DEFAULT_EPOCHS, FULL_FINETUNING_LR, FinetuneConfig
