@@ -108,6 +108,17 @@ def damaged(path: Path) -> str | None:
     return None
 
 
+def check_base(base: str) -> None:
+    """Refuse, in one line and before anything is loaded, a `--base` that names nothing `resolve_base` can read."""
+    if base in PRESETS or base in DOWNLOADS or Path(base).is_dir() or base.endswith(".gguf") and Path(base).is_file():
+        return
+    if Path(base).is_file():
+        raise MissingFileError(f"{base} is a file; give a model directory (config.json, weights, tokenizer.json) "
+                               "such as `minift pretrain --out` or `minift merge` write, or a .gguf file")
+    raise MissingFileError(f"no model directory at {base}, and it is neither a preset ({', '.join(PRESETS)}) nor a "
+                           f"downloadable model ({', '.join(DOWNLOADS)})")
+
+
 def resolve_base(base: str, progress: bool = True) -> tuple[GPT, Tokenizer, str | None]:
     """(model, tokenizer, preset): a preset name loads (or pretrains once) the cached base; a downloadable model is
     fetched once; a .gguf file is read directly; anything else is a model directory, whose config.json names the
@@ -123,9 +134,7 @@ def resolve_base(base: str, progress: bool = True) -> tuple[GPT, Tokenizer, str 
     if path.suffix == ".gguf" and path.is_file():
         model, tok = load_gguf(path)
         return model, tok, None
-    if not path.is_dir():
-        raise MissingFileError(f"base {base!r} is neither a preset ({', '.join(PRESETS)}), a downloadable model "
-                               f"({', '.join(DOWNLOADS)}), a model directory nor a .gguf file")
+    check_base(base)
     if is_hf_gpt2(path):  # a Hugging Face GPT-2 directory (config.json + model.safetensors)
         model, tok = load_hf_gpt2(path)
         return model, tok, None

@@ -10,7 +10,7 @@ uint64 count, elements), 10 u64, 11 i64, 12 f64. All little-endian.
 
 Dims are listed fastest-varying first, so an `nn.Linear(in, out)` weight appears as [in, out]: reversed, it is the
 row-major (out, in) matrix PyTorch uses. Quantised types store blocks of 32 consecutive elements along that fastest
-dimension (docs/real-models.md works one block by hand):
+dimension (docs/pretrained-models.md works one block by hand):
 
     Q8_0   34 bytes: fp16 scale d, 32 × int8 q                 x = d · q
     Q4_0   18 bytes: fp16 d, 16 bytes of 4-bit q               x = d · (q − 8)

@@ -7,7 +7,7 @@
 
 Reading it runs no code (unlike a pickled `pytorch_model.bin`): a hostile file can at worst be malformed, and every
 malformation is refused with one line that names it. This is the format Hugging Face models ship in, and the one
-minift caches a converted real model in (docs/real-models.md).
+minift caches a converted real model in (docs/pretrained-models.md).
 """
 
 from __future__ import annotations

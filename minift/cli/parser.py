@@ -34,8 +34,10 @@ from dataclasses import fields
 from minift import __version__
 from minift.base.download import DOWNLOADS
 from minift.base.presets import PRESETS
-from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_eval, cmd_export, cmd_fetch, cmd_finetune,
-                                 cmd_generate, cmd_merge, cmd_methods, cmd_pretrain)
+from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_eval, cmd_finetune, cmd_merge, cmd_methods,
+                                 cmd_pretrain)
+from minift.cli.generate import cmd_generate
+from minift.cli.real_models import cmd_export, cmd_fetch
 from minift.data.tasks import TASKS
 from minift.errors import MiniftError
 from minift.finetune.config import DEFAULT_EPOCHS, FinetuneConfig

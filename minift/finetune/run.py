@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from minift import __version__
-from minift.base.cache import resolve_base
+from minift.base.cache import check_base, resolve_base
 from minift.base.store import MODEL_FILES, fingerprint, save_model_dir
 from minift.data.task_data import TaskData, load_task_data
 from minift.files import PathLike, check_out_dir, file_sha256, load_json, prepare_out_dir, save_json
@@ -44,9 +44,8 @@ from minift.finetune.forgetting import base_lm_loss, forgetting, lm_val_loss, pr
 from minift.finetune.record import ResultRecord
 from minift.finetune.sft import encode_dataset, sft_collate, sft_loss_fn
 from minift.finetune.templates import get_template, resolve_template_name
-from minift.base.download import DOWNLOADS
 from minift.base.presets import PRESETS
-from minift.errors import ConfigError, MiniftError, MissingFileError
+from minift.errors import ConfigError, MiniftError
 from minift.model.gpt import GPT, GPTConfig
 from minift.peft import apply_method, count_parameters, save_adapter
 from minift.training import distributed
@@ -163,9 +162,7 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
     check_out_dir(out, RUN_FILES, force=force, resume=resume)
     if resume and (out / "finetune.json").is_file():
         _check_resumable(out, config)
-    if not _known_base(config.base):
-        raise MissingFileError(f"base {config.base!r} is neither a preset ({', '.join(PRESETS)}), a downloadable "
-                               f"model ({', '.join(DOWNLOADS)}), a model directory nor a .gguf file")
+    check_base(config.base)
     td = load_task_data(config.task, config.data, config.seed, config.n_train)
     check_method_fits(config)
     if rank == 0:
@@ -267,11 +264,6 @@ def _architecture(base: str) -> GPTConfig | None:
         except (MiniftError, KeyError, TypeError):
             return None  # resolve_base reports what is wrong with the directory
     return None
-
-
-def _known_base(base: str) -> bool:
-    return base in PRESETS or base in DOWNLOADS or Path(base).is_dir() or (base.endswith(".gguf")
-                                                                           and Path(base).is_file())
 
 
 def run_warnings(result, before: float, after: float, lr: float) -> list[str]:

@@ -78,15 +78,6 @@ class ChatTemplate:
     system: str | None = None
     response_prefix: str = ""  # the answer starts right after "assistant\n"
 
-    def format_prompt(self, instruction: str, input: str = "") -> str:
-        """The prompt as text, for showing it (training and generation use `encode_prompt`)."""
-        from minift.finetune.chat import SMOLLM2_SYSTEM
-
-        user = f"{instruction}\n\n{input}" if input and input.strip() else instruction
-        system = self.system or SMOLLM2_SYSTEM
-        return (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
-                "<|im_start|>assistant\n")
-
     def encode_prompt(self, tok, instruction: str, input: str = "") -> list[int]:
         from minift.finetune.chat import chat_ids
 
