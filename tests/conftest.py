@@ -27,3 +27,18 @@ def quick_base(minift_home):
     from minift.base.cache import load_base
 
     return load_base("quick", progress=False)
+
+
+@pytest.fixture(scope="session")
+def chat_tok():
+    """A small byte-level BPE with ChatML's tokens; <|im_end|> ends a turn (the tokenizer's end-of-text)."""
+    from tokenizers import AddedToken
+
+    from minift.data.corpus import generate_corpus
+    from minift.model.tokenizer import Tokenizer
+
+    base = Tokenizer.train(generate_corpus(n_docs=300, seed=0), vocab_size=600,
+                           special_tokens=["<|endoftext|>", "<|pad|>"])
+    backend = base._backend
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<|im_start|>", "<|im_end|>")])
+    return Tokenizer(backend, eos_token="<|im_end|>", pad_token="<|pad|>")

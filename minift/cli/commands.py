@@ -186,6 +186,44 @@ def cmd_data_export(args) -> int:
     return 0
 
 
+def cmd_data_show(args) -> int:
+    """The first n examples of a split laid out as the base's template lays them out, trained tokens in ⟦ ⟧
+    (finetune.chat.show_mask), with how many of each example's tokens the loss sees."""
+    from minift.base.cache import base_dir, check_base, resolve_base
+    from minift.base.presets import PRESETS
+    from minift.data.task_data import load_task_data
+    from minift.finetune.chat import show_mask
+    from minift.finetune.classify import encode_labelled
+    from minift.finetune.sft import encode_dataset
+    from minift.finetune.templates import get_template, resolve_template_name
+    from minift.model.gpt import IGNORE_INDEX
+
+    check_base(args.base)
+    if args.base in PRESETS and not base_dir(args.base).is_dir():  # showing data should not start minutes of work
+        raise ConfigError(f"the '{args.base}' base is not built yet, and its tokenizer comes with it; build it once "
+                          f"with `minift pretrain --preset {args.base}` (minutes), or pass --base smollm2 or a "
+                          "model directory")
+    td = load_task_data(args.task, args.data, seed=args.seed)
+    if args.split not in td.splits:
+        raise ConfigError(f"no split {args.split!r}; this data has {', '.join(td.splits)}")
+    examples = td.splits[args.split][:args.n]
+    model, tok, _ = resolve_base(args.base)
+    name = resolve_template_name(args.template, model.config.block_size, tok)
+    print(f"{td.name} / {args.split}: {len(td.splits[args.split])} examples; base {args.base}, template {name}")
+    if td.kind == "labelled":  # a classifier: no token is a target, the head reads the last real token
+        for ex, enc in zip(examples, encode_labelled(tok, examples, td.labels, model.config.block_size)):
+            print(f"\n--- {len(enc['input_ids'])} tokens → label {ex['label']!r} (a classification head on the "
+                  f"last token; no token is a target)\n{tok.decode(enc['input_ids'])}")
+        return 0
+    encoded, _ = encode_dataset(tok, examples, get_template(name), model.config.block_size)
+    for enc in encoded:
+        trained = sum(y != IGNORE_INDEX for y in enc["labels"])
+        print(f"\n--- {len(enc['input_ids']) + 1} tokens, {trained} trained" + (" (truncated)" if enc["truncated"]
+                                                                               else ""))
+        print(show_mask(tok, enc["input_ids"], enc["labels"]))
+    return 0
+
+
 def cmd_compare(args) -> int:
     from minift.compare.report import PLOTS
     from minift.compare.run import DEFAULT_METHODS, check_methods, compare

@@ -8,6 +8,7 @@
     minift methods                       every fine-tuning method: its default lr and why, whether it merges
     minift generate DIR --prompt TEXT [--input TEXT] [--template auto|alpaca|plain|none] [--max-new-tokens N] ...
     minift data export NAME --out FILE [--split train]
+    minift data show --task NAME | --data FILE [--base BASE] [-n 3]   what the loss sees: trained tokens in ⟦ ⟧
 
 Every error a user can cause is a `MiniftError`; it is printed as one line (`minift: error: ...`) and the program
 exits with status 2, without a traceback (argparse's own usage errors also exit 2). Ctrl-C exits with 130.
@@ -34,8 +35,8 @@ from dataclasses import fields
 from minift import __version__
 from minift.base.download import DOWNLOADS
 from minift.base.presets import PRESETS
-from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_eval, cmd_finetune, cmd_merge, cmd_methods,
-                                 cmd_pretrain)
+from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_data_show, cmd_eval, cmd_finetune, cmd_merge,
+                                 cmd_methods, cmd_pretrain)
 from minift.cli.generate import cmd_generate
 from minift.cli.real_models import cmd_export, cmd_fetch
 from minift.data.tasks import TASKS
@@ -240,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="convert it again even if the cache has it")
     s.set_defaults(func=cmd_fetch)
 
-    s = _sub(sub, "export", "write a Llama-family model (SmolLM2) or its LoRA adapter for transformers and peft")
+    s = _sub(sub, "export", "write a model (Llama as LlamaForCausalLM, GPT as GPT-2) or its LoRA adapter for "
+             "transformers and peft")
     s.add_argument("source", help="a fine-tuning run directory, a model directory, or a downloadable model (smollm2)")
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--merged", action="store_true",
@@ -285,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     _allow_other_base(s)
     s.set_defaults(func=cmd_generate)
 
-    s = _sub(sub, "data", "the built-in task data sets")
+    s = _sub(sub, "data", "task data: export a built-in task, show what training sees")
     data_sub = s.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     e = _sub(data_sub, "export", "write one split of a built-in task as JSONL")
     e.add_argument("name", choices=list(TASKS), help="a built-in task")
@@ -294,6 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="the task generator's seed")
     e.add_argument("--force", action="store_true", help="overwrite an existing file")
     e.set_defaults(func=cmd_data_export)
+    v = _sub(data_sub, "show", "print examples as the loss sees them: trained tokens in ⟦ ⟧")
+    what = v.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", choices=list(TASKS), help="a built-in task")
+    what.add_argument("--data", help="your own JSONL/CSV file (instructions or {\"messages\": [...]} conversations)")
+    v.add_argument("--base", default="tiny", help="whose tokenizer and template: a preset, smollm2 or a model "
+                   "directory (default: tiny)")
+    v.add_argument("--template", default="auto", choices=["auto", *TEMPLATES],
+                   help="auto: chatml for a chat model, else alpaca (plain for a short context)")
+    v.add_argument("--split", default="train", help="train, val, test (qa also heldout)")
+    v.add_argument("-n", type=_positive_int, default=3, help="examples to show (default: 3)")
+    v.add_argument("--seed", type=int, default=0, help="the task generator's (or the file's split) seed")
+    v.set_defaults(func=cmd_data_show)
     return p
 
 

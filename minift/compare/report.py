@@ -35,9 +35,11 @@ def _duration(seconds: float) -> str:
 def markdown(rows: list[dict], meta: dict) -> str:
     """The comparison as a markdown table, with what it was measured on underneath."""
     extra = list(rows[0].get("extra_metrics", {}))  # e.g. qa's heldout exact match, json's compliance
+    greedy = all(r.get("greedy_same") is not None for r in rows)  # a real model's second forgetting measure
+    probe = "general-English loss" if greedy else "pretraining loss"  # a real model: minift/data/english.py
     head = ["method", "trainable", "% of model", "optimizer state", "peak memory", "step time", "tokens/s",
-            _label(meta["metric"]), *map(_label, extra), "pretraining loss before → after (Δ)", "saved weights",
-            "mergeable", "wall time"]
+            _label(meta["metric"]), *map(_label, extra), f"{probe} before → after (Δ)",
+            *(["general answers unchanged"] if greedy else []), "saved weights", "mergeable", "wall time"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         score = f"{r['metric_mean']:.3f}" + (f" ± {r['metric_std']:.3f}" if r["metric_std"] is not None else "")
@@ -50,7 +52,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
                  human_bytes(r["optimizer_state_bytes"]), mem, f"{r['step_ms']:.0f} ms", f"{r['tokens_per_s']:,.0f}",
                  score, *(f"{r['extra_metrics'][k]:.3f}" for k in extra),
                  f"{r['forgetting_before']:.3f} → {r['forgetting_after']:.3f} ({r['forgetting_delta']:+.3f})",
-                 saved, merge, wall]
+                 *([f"{100 * r['greedy_same']:.0f} %"] if greedy else []), saved, merge, wall]
         lines.append("| " + " | ".join(cells) + " |")
     seeds = meta["seeds"]
     lines += ["", f"Base `{meta['base']}`, task `{meta['task']}`, {len(seeds)} seed(s) {seeds}"

@@ -40,7 +40,10 @@ The columns of a row (results.json keeps all of them; table.md shows the main on
     extra_metrics                     the task's other headline numbers, means over seeds (`runs.headline`:
                                       macro-F1; qa's heldout exact match; json's compliance; style's adherence)
     forgetting_before/after/delta     next-token loss on the pretraining corpus's validation windows before and
-                                      after fine-tuning, Δ = after − before (> 0: general modelling got worse)
+                                      after fine-tuning, Δ = after − before (> 0: general modelling got worse);
+                                      a real model: on the fixed general-English sample instead
+    greedy_same                       a real model: the share of general questions answered word for word as the
+                                      base answered them (None for a preset, whose forgetting is the loss alone)
     weights_bytes, adapter_bytes      what a run saves: the adapter file, or for full the whole model directory
     mergeable                         can the update be folded into the base weights (zero extra latency)?
                                       None for full: its result already is a plain model
@@ -245,6 +248,8 @@ def summarize(method: str, records: list[dict], cells: list[Path]) -> dict:
         "forgetting_before": mean(r["forgetting"]["before_loss"] for r in records),
         "forgetting_after": mean(r["forgetting"]["after_loss"] for r in records),
         "forgetting_delta": mean(r["forgetting"]["delta_loss"] for r in records),
+        "greedy_same": (mean(r["forgetting"]["greedy_same"] for r in records)
+                        if all("greedy_same" in r["forgetting"] for r in records) else None),
         "weights_bytes": first["weights_bytes"], "adapter_bytes": first["adapter_bytes"],
         "mergeable": first["mergeable"], "lr": first["lr"], "steps": first["steps"],
         "options": {k: ran[k] for k in shown if k in ran},

@@ -3,7 +3,8 @@ do not have (a real model such as SmolLM2). Forgetting is then measured as the c
 paragraphs before and after fine-tuning; a model that keeps its general English keeps this loss.
 
 The paragraphs are everyday prose on varied topics (no facts about minift's built-in world, no task formats), so a
-fine-tuning task cannot teach them. The text never changes: the same probe for every run.
+fine-tuning task cannot teach them. The text never changes: the same probe for every run. PROMPTS are general
+questions whose greedy answers before and after fine-tuning are compared (minift/finetune/forgetting.py).
 """
 
 from __future__ import annotations
@@ -58,3 +59,25 @@ PARAGRAPHS = (
 )
 
 TEXT = "\n\n".join(PARAGRAPHS)
+
+# General questions whose greedy answers are compared before and after fine-tuning: the share answered word for
+# word as the base model answered them is the second forgetting measure of a real model. Everyday knowledge and
+# skills, nothing from minift's built-in tasks.
+PROMPTS = (
+    "What is the capital of France?",
+    "How many days are there in a week?",
+    "Name three colours of the rainbow.",
+    "What do bees make?",
+    "Give me a synonym for happy.",
+    "What is the boiling point of water in degrees Celsius?",
+    "Translate 'thank you' into Spanish.",
+    "Which planet is closest to the Sun?",
+    "Write one sentence about the sea.",
+    "What is 12 plus 7?",
+    "Who wrote Romeo and Juliet?",
+    "What is the opposite of cold?",
+    "How many legs does a spider have?",
+    "What language is spoken in Brazil?",
+    "Suggest a name for a pet cat.",
+    "What season comes after winter?",
+)

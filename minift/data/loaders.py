@@ -1,10 +1,17 @@
 """Fine-tuning data: the shapes of an example, and loaders that refuse bad input loudly.
 
-Three shapes, each a plain dict so it can be written to and read from JSONL unchanged:
+Four shapes, each a plain dict so it can be written to and read from JSONL unchanged:
 
     instruction   {"instruction": str, "input": str (may be ""), "output": str}   → supervised fine-tuning (minift/finetune/sft.py)
+    chat          {"messages": [{"role": "system"|"user"|"assistant", "content": str}, …]}
+                                                                                  → supervised fine-tuning of a chat model on
+                                                                                    whole conversations (finetune/chat.py)
     labelled      {"text": str, "label": str}                                     → classification (classify.py)
     text          {"text": str}                                                   → language modelling
+
+A conversation (JSONL only: a CSV cell cannot hold a list) may have several user/assistant turns; every assistant
+turn is trained, and the last message must be an assistant's: it is the answer a held-out conversation is scored
+on (`reference_answer`). A system message may only come first.
 
 Loaders: `load_jsonl` (one JSON object per line, shape detected from the first record), `load_csv` (a header row
 names the columns, same field names), `load_text` (plain text; documents are separated by blank lines).
@@ -49,7 +56,9 @@ SHAPES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "instruction": (("instruction", "output"), {"input": ""}),
     "labelled": (("text", "label"), {}),
     "text": (("text",), {}),
+    "chat": (("messages",), {}),
 }
+ROLES = ("system", "user", "assistant")
 
 
 @dataclass
@@ -80,7 +89,9 @@ class Examples(list):
 
 def detect_shape(record: dict) -> str:
     """'instruction' if the record has `instruction` or `output`, 'labelled' if it has `label`, 'text' if only
-    `text`; otherwise an InputError (raised by the caller with a location)."""
+    `text`, 'chat' if it has `messages`; otherwise an InputError (raised by the caller with a location)."""
+    if "messages" in record:
+        return "chat"
     if "instruction" in record or "output" in record:
         return "instruction"
     if "label" in record:
@@ -88,7 +99,7 @@ def detect_shape(record: dict) -> str:
     if "text" in record:
         return "text"
     raise ValueError(f"cannot tell the shape from fields {sorted(record)}: expected 'instruction' + 'output' "
-                     "(optional 'input'), or 'text' + 'label', or 'text'")
+                     "(optional 'input'), or 'text' + 'label', or 'text', or 'messages'")
 
 
 def normalise_record(record: dict, kind: str, where: str, labels: Sequence[str] | None = None) -> dict:
@@ -96,6 +107,8 @@ def normalise_record(record: dict, kind: str, where: str, labels: Sequence[str] 
 
     `where` prefixes every error ("file.jsonl:7" or "examples[3]"), so the message points at the bad record.
     """
+    if kind == "chat":
+        return {"messages": _conversation(record.get("messages"), where)}
     required, optional = SHAPES[kind]
     out = {}
     for name in required:
@@ -116,6 +129,36 @@ def normalise_record(record: dict, kind: str, where: str, labels: Sequence[str] 
     if labels is not None and "label" in out and out["label"] not in labels:
         raise InputError(f"{where}: field 'label' has unknown value {out['label']!r}; allowed: {', '.join(labels)}")
     return out
+
+
+def _conversation(messages, where: str) -> list[dict]:
+    """A clean copy of a conversation's messages, or an InputError naming the record and the message."""
+    if not isinstance(messages, list) or not messages:
+        raise InputError(f"{where}: field 'messages' must be a non-empty list of {{\"role\", \"content\"}} objects "
+                         "(conversations need JSONL: a CSV cell cannot hold a list)")
+    out = []
+    for i, m in enumerate(messages):
+        at = f"{where}: messages[{i}]"
+        if not isinstance(m, dict):
+            raise InputError(f"{at} is not an object (got {type(m).__name__})")
+        if m.get("role") not in ROLES:
+            raise InputError(f"{at}: field 'role' must be one of {', '.join(ROLES)} (got {m.get('role')!r})")
+        if not isinstance(m.get("content"), str) or not m["content"].strip():
+            raise InputError(f"{at}: field 'content' must be a non-empty string")
+        if m["role"] == "system" and i > 0:
+            raise InputError(f"{at}: a system message may only come first")
+        out.append({"role": m["role"], "content": m["content"]})
+    if not any(m["role"] == "user" for m in out):
+        raise InputError(f"{where}: a conversation needs at least one user message")
+    if out[-1]["role"] != "assistant":
+        raise InputError(f"{where}: the last message must be the assistant's (the answer to learn and to score), "
+                         f"got {out[-1]['role']!r}")
+    return out
+
+
+def reference_answer(example: dict) -> str:
+    """The answer an example is scored on: an instruction's output, a conversation's last (assistant) message."""
+    return example["messages"][-1]["content"] if "messages" in example else example["output"]
 
 
 def check_examples(examples: Sequence[dict], labels: Sequence[str] | None = None,

@@ -1,6 +1,6 @@
 """A task resolved into splits, ready to train on: a built-in task (`minift.data.tasks`) or a user's JSONL/CSV file
 (`minift.data.loaders`). The records' shape decides the kind: {"text", "label"} → classification ("labelled"),
-{"instruction", "output"} → instruction tuning ("instruction").
+{"instruction", "output"} or a conversation {"messages"} → instruction tuning ("instruction").
 
 A user file has no splits, so it is shuffled with its own seeded generator and cut into train / val / test
 (10% each for val and test, at least one example each).
@@ -43,10 +43,11 @@ def load_task_data(task: str | None = None, data: str | None = None, seed: int =
         td = TaskData(task, spec.kind, splits, list(spec.labels), spec.extra_metrics)
     else:
         examples = load_examples(data)
-        kind = examples.report.kind
+        kind = "instruction" if examples.report.kind == "chat" else examples.report.kind  # both are SFT
         if kind == "text":
             raise InputError(f"{data}: plain text (or records with only 'text') cannot be fine-tuned on here; give "
-                             "{\"text\", \"label\"} records (classification) or {\"instruction\", \"output\"} (SFT)")
+                             "{\"text\", \"label\"} records (classification), {\"instruction\", \"output\"} or "
+                             "{\"messages\": [...]} (SFT)")
         if len(examples) < 5:
             raise InputError(f"{data}: {len(examples)} examples are too few to split into train / val / test; "
                              "give at least 5")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from minift.data.loaders import reference_answer
 from minift.data.task_data import TaskData
 from minift.errors import ConfigError
 from minift.finetune.classify import Classifier, classify_collate, encode_labelled, predict
@@ -38,10 +39,17 @@ def generate_answers(model, tok, examples: list[dict], template: PromptTemplate,
     return generate_batch(model, tok, examples, max_new_tokens, template, batch_size, reserve=context_reserve(model))
 
 
+def _shown_prompt(ex: dict) -> str:
+    """What a sample shows as the prompt: the instruction (and input), or a conversation's last user message."""
+    if "messages" in ex:
+        return [m["content"] for m in ex["messages"] if m["role"] == "user"][-1]
+    return ex["instruction"] + (f" | {ex['input']}" if ex.get("input") else "")
+
+
 def max_new_tokens_for(tok, examples: list[dict], block_size: int) -> int:
     """Room for the longest training answer plus a margin of 8 tokens (which also covers EOS and the template's
     response prefix, at most one token more), at most half the context."""
-    longest = max(len(tok.encode(ex["output"])) for ex in examples)
+    longest = max(len(tok.encode(reference_answer(ex))) for ex in examples)
     return max(1, min(longest + 8, block_size // 2))
 
 
@@ -72,11 +80,11 @@ def evaluate_task(model, tok, td: TaskData, template: PromptTemplate | None = No
             if isinstance(model, Classifier):
                 raise ConfigError(f"task {td.name!r} needs generated answers, but this run trained a classifier")
             pred = generate_answers(model, tok, examples, template, max_new_tokens, batch_size)
-            gold = [ex["output"] for ex in examples]
+            gold = [reference_answer(ex) for ex in examples]
             m = {"exact_match": exact_match(pred, gold), "n": len(gold)}
             if td.extra_metrics is not None:
                 m.update(td.extra_metrics(pred))
-            refs = [ex["instruction"] + (f" | {ex['input']}" if ex.get("input") else "") for ex in examples]
+            refs = [_shown_prompt(ex) for ex in examples]
         metrics[split] = m
         samples += [{"split": split, "input": r, "prediction": p, "reference": g}
                     for r, p, g in list(zip(refs, pred, gold))[:3]]

@@ -6,7 +6,13 @@
 Δ > 0 means the model got worse at the text it was pretrained on (catastrophic forgetting: McCloskey & Cohen,
 1989; Kirkpatrick et al., 2017). For a PEFT run, L_before is measured with the method switched off, which is
 exactly the base. For a real model (SmolLM2, GPT-2), whose pretraining text minift does not have, L is measured on a
-fixed sample of general English (minift/data/english.py) instead.
+fixed sample of general English (minift/data/english.py) instead, and a second measure is added: the greedy
+answers of the base and of the fine-tuned model to a fixed set of general questions (english.PROMPTS),
+
+    greedy_same = (questions answered word for word as the base answered them) / (questions)
+
+1.0: the model still says exactly what it said before on everything but its task; a loss change can hide where a
+behaviour changed, and this number shows it (the answers themselves are kept in results.json to read).
 """
 
 from __future__ import annotations
@@ -14,23 +20,58 @@ from __future__ import annotations
 import functools
 import math
 
+import torch
+
 from minift.base.presets import get_preset
 from minift.base.pretrain import encode_documents, fixed_windows
 from minift.data import english
 from minift.data.corpus import corpus_splits
+from minift.finetune.sft import generate_batch
 from minift.peft import disabled
 from minift.training.batches import lm_loss_fn
 from minift.training.loop import evaluate
 
 
 ENGLISH_WINDOW, ENGLISH_WINDOWS = 128, 16  # a real model's probe: up to 16 windows of 128 tokens
+GREEDY_TOKENS = 24  # new tokens per general question: enough for a one-sentence answer to differ
 
 
-def forgetting(before_loss: float, after_loss: float) -> dict:
-    """Before/after validation loss on the pretraining corpus, as a record."""
-    return {"before_loss": before_loss, "after_loss": after_loss, "delta_loss": after_loss - before_loss,
-            "before_ppl": math.exp(before_loss), "after_ppl": math.exp(after_loss),
-            "ppl_ratio": math.exp(after_loss - before_loss)}
+def forgetting(before_loss: float, after_loss: float, greedy: tuple[list[str], list[str]] | None = None) -> dict:
+    """Before/after validation loss on the pretraining corpus, as a record; with greedy = (answers before, answers
+    after) to english.PROMPTS, also greedy_same (the share of identical answers) and the answers themselves."""
+    record = {"before_loss": before_loss, "after_loss": after_loss, "delta_loss": after_loss - before_loss,
+              "before_ppl": math.exp(before_loss), "after_ppl": math.exp(after_loss),
+              "ppl_ratio": math.exp(after_loss - before_loss)}
+    if greedy is not None:
+        before, after = greedy
+        record["greedy_same"] = greedy_same(before, after)
+        record["greedy"] = [{"prompt": p, "before": b, "after": a}
+                            for p, b, a in zip(english.PROMPTS, before, after)]
+    return record
+
+
+def greedy_same(before: list[str], after: list[str]) -> float:
+    """The share of answers that are identical (surrounding spaces aside)."""
+    if len(before) != len(after) or not before:
+        raise ValueError(f"need two equally long, non-empty lists of answers, got {len(before)} and {len(after)}")
+    return sum(b.strip() == a.strip() for b, a in zip(before, after)) / len(before)
+
+
+@torch.no_grad()
+def general_answers(gpt, tok, template, reserve: int = 0) -> list[str]:
+    """Greedy answers (GREEDY_TOKENS new tokens at most) to english.PROMPTS through the run's template (ChatML for
+    a chat model), in one batch, with whatever method the model carries."""
+    was_training = gpt.training
+    gpt.eval()
+    answers = generate_batch(gpt, tok, list(english.PROMPTS), GREEDY_TOKENS, template, reserve=reserve)
+    gpt.train(was_training)
+    return answers
+
+
+def base_general_answers(gpt, tok, template, reserve: int = 0) -> list[str]:
+    """general_answers of the base: a PEFT method is switched off while they are generated."""
+    with disabled(gpt):
+        return general_answers(gpt, tok, template, reserve)
 
 
 @functools.lru_cache(maxsize=4)

@@ -13,7 +13,8 @@
       5. the task's metrics on the test split (qa: also the heldout facts); classification also reports the
          majority and bag-of-words baselines trained on the same examples
       6. forgetting: L_after on the same windows, with the method applied (a classifier: its GPT body, whose tied
-         LM head still predicts tokens)
+         LM head still predicts tokens); a real model also compares its greedy answers to general questions
+         before and after (greedy_same)
       7. out_dir: finetune.json (this config and what was resolved), metrics.jsonl, loss.png, last.pt, best.pt, the
          weights (PEFT: adapter.pt, only the method's tensors and the head; full: model/ (a model directory) and
          head.pt for a classifier) and results.json (`ResultRecord`, written last: it marks a finished run)
@@ -40,7 +41,8 @@ from minift.finetune.classify import (Classifier, bow_logreg_baseline, classify_
                                       encode_labelled, majority_baseline, save_head)
 from minift.finetune.config import DEFAULT_EPOCHS, MIN_DEFAULT_STEPS, TOO_FEW_STEPS, FinetuneConfig
 from minift.finetune.evaluation import context_reserve, evaluate_task, max_new_tokens_for
-from minift.finetune.forgetting import base_lm_loss, forgetting, lm_val_loss, pretraining_batches
+from minift.finetune.forgetting import (base_general_answers, base_lm_loss, forgetting, general_answers,
+                                       lm_val_loss, pretraining_batches)
 from minift.finetune.record import ResultRecord
 from minift.finetune.sft import encode_dataset, sft_collate, sft_loss_fn
 from minift.finetune.templates import get_template, resolve_template_name
@@ -179,6 +181,9 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
     if rank == 0:  # the forgetting probe, the scores and every file: rank 0's alone
         probe = pretraining_batches(tok, preset, context_reserve(model))
         before = lm_val_loss(gpt.to(device), probe) if cfg is None else base_lm_loss(gpt, probe, device)
+        # a real model (no preset): also its greedy answers to general questions, compared after training
+        answers_before = None if preset is not None else base_general_answers(gpt, tok, template,
+                                                                              context_reserve(model))
         max_new = max_new_tokens_for(tok, td.splits["train"], gpt.config.block_size) if td.kind != "labelled" else 0
         save_json(out / "finetune.json", {
             "format": FORMAT, "config": config.to_dict(), "kind": td.kind, "labels": td.labels, "preset": preset,
@@ -209,6 +214,8 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
         baselines = {b["name"]: b for b in (majority_baseline(td.splits["train"], test),
                                             bow_logreg_baseline(td.splits["train"], test))}
     after = lm_val_loss(gpt, probe)
+    greedy = None if answers_before is None else (answers_before,
+                                                  general_answers(gpt, tok, template, context_reserve(model)))
     notes += run_warnings(result, before, after, tcfg.lr)
     weights = _save_weights(out, model, gpt, tok, td, cfg, preset)
     counts = count_parameters(model)
@@ -216,7 +223,7 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
     record = ResultRecord(
         run=out.name, task=td.name, kind=td.kind, method=config.method, base=config.base, preset=preset,
         config=config.to_dict(), method_config=cfg.to_dict() if cfg is not None else None,
-        metrics=metrics, baselines=baselines, forgetting=forgetting(before, after),
+        metrics=metrics, baselines=baselines, forgetting=forgetting(before, after, greedy),
         trainable_params=counts["trainable"], total_params=counts["total"],
         trainable_pct=100 * counts["fraction"], optimizer_state_bytes=optimizer_state_bytes(counts["trainable"]),
         weights_file=weights.name, weights_bytes=path_bytes(weights),

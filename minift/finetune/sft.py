@@ -24,6 +24,9 @@ Padding: right padding for training (`collate_right`; with causal attention real
 them); left padding for batched generation (`left_pad`), so every row's newest token sits in the last column; the
 model derives positions from the mask (pos = cumsum(mask) − 1), so a padded row computes what it would alone.
 
+A conversation {"messages": [...]} (a chat model's data) is encoded whole by `minift.finetune.chat.chat_example`:
+every assistant turn supervised, everything else masked; a too-long one keeps its end.
+
 Sources: tatsu-lab/stanford_alpaca train.py (layout, masking); rasbt/LLMs-from-scratch ch07 (collate, newline after
 the response header); huggingface/trl (dropping examples with no supervised token).
 """
@@ -36,8 +39,9 @@ import torch
 import torch.nn.functional as F
 
 from minift.data.loaders import normalise_record
+from minift.finetune.chat import SMOLLM2_SYSTEM, chat_example, chat_ids
 from minift.errors import ConfigError, InputError
-from minift.finetune.templates import ALPACA, PromptTemplate
+from minift.finetune.templates import ALPACA, ChatTemplate, PromptTemplate
 from minift.model.gpt import IGNORE_INDEX
 
 
@@ -87,6 +91,22 @@ def encode_example(tok, example: dict, template: PromptTemplate = ALPACA, max_le
     return encode_ids(prompt_ids, response_ids, max_len, train_on_prompt)
 
 
+def encode_conversation(tok, messages: list[dict], template, max_len: int | None = None) -> dict | None:
+    """A whole conversation (every assistant turn trained: chat.chat_example), its end kept when it is longer than
+    max_len input positions; None when no supervised token is left. Only a chat template can lay one out."""
+    if not isinstance(template, ChatTemplate):
+        raise ConfigError("conversations ({\"messages\": [...]}) need a chat model and the chatml template "
+                          "(e.g. --base smollm2 --template auto); this run's template lays out instructions only")
+    enc = chat_example(tok, messages, default_system=template.system or SMOLLM2_SYSTEM)
+    ids, labels = enc["input_ids"], enc["labels"]
+    truncated = max_len is not None and len(ids) > max_len
+    if truncated:
+        ids, labels = ids[-max_len:], labels[-max_len:]
+    if all(t == IGNORE_INDEX for t in labels):
+        return None
+    return {"input_ids": ids, "labels": labels, "truncated": truncated}
+
+
 def encode_dataset(tok, examples: Sequence[dict], template: PromptTemplate = ALPACA, max_len: int | None = None,
                    train_on_prompt: bool = False, add_eos: bool = True) -> tuple[list[dict], dict]:
     """Encode every example; drop (and count) those left with no supervised token.
@@ -96,8 +116,12 @@ def encode_dataset(tok, examples: Sequence[dict], template: PromptTemplate = ALP
     """
     encoded, dropped, truncated = [], 0, 0
     for i, ex in enumerate(examples):
-        ex = normalise_record(ex, "instruction", f"examples[{i}]")  # a clear error for a malformed example
-        enc = encode_example(tok, ex, template, max_len, train_on_prompt, add_eos)
+        kind = "chat" if isinstance(ex, dict) and "messages" in ex else "instruction"
+        ex = normalise_record(ex, kind, f"examples[{i}]")  # a clear error for a malformed example
+        if kind == "chat":
+            enc = encode_conversation(tok, ex["messages"], template, max_len)
+        else:
+            enc = encode_example(tok, ex, template, max_len, train_on_prompt, add_eos)
         if enc is None:
             dropped += 1
             continue
@@ -187,6 +211,9 @@ def sft_loss_fn(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _prompt_ids(tok, prompt, template: PromptTemplate | None) -> list[int]:
+    if isinstance(prompt, dict) and "messages" in prompt:  # a conversation: everything before its last answer
+        system = getattr(template, "system", None) or SMOLLM2_SYSTEM
+        return chat_ids(tok, prompt["messages"][:-1], add_generation_prompt=True, default_system=system)
     if isinstance(prompt, dict):
         return (template or ALPACA).encode_prompt(tok, prompt["instruction"], prompt.get("input", "") or "")
     return template.encode_prompt(tok, prompt) if template is not None else tok.encode(prompt)
@@ -198,7 +225,8 @@ def generate_batch(model, tok, prompts: Sequence[str | dict], max_new_tokens: in
     """Greedy answers for many prompts at once, in the input order, each cut at its first EOS and, with a template,
     without the template's response prefix.
 
-    A prompt is an example dict (its instruction and input go through the template), or a string: the instruction
+    A prompt is an example dict (its instruction and input go through the template; a conversation's messages up to
+    its last answer go through ChatML), or a string: the instruction
     when a template is given, the raw prompt text when template=None. Prompts are sorted by length before batching
     (less padding), left-padded, and truncated from the left to leave room for max_new_tokens in the context.
     reserve: context positions something else takes in front of the prompt (prompt tuning's P virtual tokens).

@@ -94,7 +94,19 @@ def make_case(name: str, tmp: Path, quick_base) -> list[str]:
         "compare unknown method": ["compare", "--task", "qa", "--methods", "full,lorra", "--out", str(tmp / "c")],
         "compare no methods": ["compare", "--task", "qa", "--methods", ",", "--out", str(tmp / "c")],
         "no subcommand option": ["finetune", "--task", "qa"],
+        "show on an unbuilt base": ["data", "show", "--task", "qa", "--base", "tiny"],
+        "show a conversation with a plain model": [
+            "data", "show", "--base", "quick", "--data",
+            write(tmp / "talk.jsonl", "\n".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                                          {"role": "assistant", "content": "a"}]})
+                                               for i in range(6)))],
+        "conversation with a plain model": ["finetune", "--base", "quick", "--data", str(tmp / "talk.jsonl"),
+                                            "--out", str(tmp / "o")],
+        "bad conversation": ["finetune", "--out", str(tmp / "o"), "--data", write(
+            tmp / "talk2.jsonl", json.dumps({"messages": [{"role": "user", "content": "q"}]}))],
     }
+    if name == "conversation with a plain model":
+        make_case("show a conversation with a plain model", tmp, quick_base)  # writes talk.jsonl
     if name == "eval unfinished run":
         (tmp / "run").mkdir()
         write(tmp / "run" / "finetune.json", json.dumps({"format": "minift-finetune-1"}))
@@ -119,6 +131,10 @@ CASES = {  # case → words the one line must contain
     "merge not a run": "not a fine-tuning run", "compare unknown method": "unknown method",
     "compare no methods": "no methods", "no subcommand option": "required",
     "corrupt checkpoint": "corrupt", "hostile checkpoint": "not written by minift",
+    "show on an unbuilt base": "minift pretrain --preset tiny",
+    "show a conversation with a plain model": "need a chat model",
+    "conversation with a plain model": "need a chat model",
+    "bad conversation": "talk2.jsonl:1: the last message must be the assistant's",
 }
 
 
@@ -137,5 +153,5 @@ def test_bad_input_is_one_clear_line(name, tmp_path, quick_base, capsys, monkeyp
     assert "Traceback" not in err and "weights_only" not in err
     assert CASES[name] in lines[0], f"{name}: {lines[0]!r} does not mention {CASES[name]!r}"
     assert not (tmp_path / "pwned").exists(), "a checkpoint ran code while loading"
-    if name.startswith("out read-only") or name in ("rank too large", "empty outputs"):
+    if name.startswith("out read-only") or name in ("rank too large", "empty outputs", "bad conversation"):
         assert not (tmp_path / "o").exists()  # refused before anything was written

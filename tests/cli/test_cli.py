@@ -170,3 +170,17 @@ def test_generate_from_runs_that_need_the_whole_context(method, tmp_path, capsys
     assert main(["generate", str(tmp_path / "run"), "--prompt", "What do cats eat?", "--max-new-tokens", "8"]) == 0
     assert "no room for the prompt" in main_error(capsys, "generate", str(tmp_path / "run"), "--prompt", "Hi",
                                                   "--max-new-tokens", "64")
+
+
+def test_data_show_brackets_what_the_loss_sees(capsys, quick_base):
+    assert main(["data", "show", "--task", "qa", "--base", "quick", "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("qa / train:") and "template plain" in out
+    blocks = out.split("\n--- ")[1:]
+    assert len(blocks) == 2
+    for block in blocks:
+        head, text = block.split("\n", 1)
+        assert text.count("⟦") == 1 and text.rstrip().endswith("⟧")  # one answer, trained to its end (EOS)
+        assert text.index("⟦") > 0  # the prompt is not trained
+    assert main(["data", "show", "--task", "sentiment", "--base", "quick", "-n", "1"]) == 0
+    assert "no token is a target" in capsys.readouterr().out

@@ -125,3 +125,27 @@ def test_export_roundtrip_and_check_examples(tmp_path):
     assert check_examples(examples).report.kind == "instruction"
     with pytest.raises(InputError, match=r"mine\[1\]: field 'output' missing"):
         check_examples([examples[0], {"instruction": "x"}], source="mine")
+
+
+def test_conversations_load_and_bad_ones_name_the_line_and_the_message(tmp_path):
+    talk = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello.", "name": "bot"}]
+    ex = load_jsonl(write(tmp_path, "chat.jsonl", jsonl({"messages": talk, "id": 1})))
+    assert ex.report.kind == "chat" and ex.report.ignored_fields == ["id"]
+    assert ex == [{"messages": [{k: m[k] for k in ("role", "content")} for m in talk]}]
+    bad = [
+        ({"messages": []}, "field 'messages' must be a non-empty list"),
+        ({"messages": "Hi"}, "field 'messages' must be a non-empty list"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0]: field 'role' must be one of"),
+        ({"messages": [{"role": "user", "content": ""}]}, "messages[0]: field 'content' must be a non-empty"),
+        ({"messages": [talk[1], talk[0], talk[2]]}, "messages[1]: a system message may only come first"),
+        ({"messages": talk[:2]}, "the last message must be the assistant's"),
+        ({"messages": [talk[0], talk[2]]}, "needs at least one user message"),
+        ({"messages": ["Hi"]}, "messages[0] is not an object"),
+    ]
+    for record, needle in bad:
+        with pytest.raises(InputError) as e:
+            load_jsonl(write(tmp_path, "bad.jsonl", jsonl({"messages": talk}, record)))
+        assert str(e.value).startswith("bad.jsonl:2:") and needle in str(e.value), (record, str(e.value))
+    with pytest.raises(InputError, match="need JSONL"):
+        load_csv(write(tmp_path, "chat.csv", "messages\nhello\n"))
