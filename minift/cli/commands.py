@@ -131,9 +131,38 @@ def cmd_eval(args) -> int:
     from minift.finetune.load import evaluate_run
     from minift.tables import markdown_table, metrics_rows
 
+    if (args.run_dir is None) == (args.base is None):
+        raise ConfigError("give a run directory to score, or --base BASE (with --task or --data) to score a base "
+                          "model prompted without fine-tuning")
+    if args.base is not None:
+        return _eval_prompted(args)
+    if args.shots or args.data or args.template != "auto":
+        raise ConfigError("--shots, --data and --template go with --base; a run is scored as it was trained")
     metrics = evaluate_run(args.run_dir, task=args.task, n_eval=args.n_eval,
                            allow_changed_data=args.allow_changed_data, allow_other_base=args.allow_other_base)
     print(markdown_table(metrics_rows(metrics)))
+    return 0
+
+
+def _eval_prompted(args) -> int:
+    """`minift eval --base B --task T [--shots K]`: the base as it is, prompted (finetune.prompting)."""
+    from minift.base.cache import check_base, resolve_base
+    from minift.data.task_data import load_task_data
+    from minift.finetune.prompting import evaluate_prompted
+    from minift.finetune.templates import get_template, resolve_template_name
+    from minift.tables import markdown_table, metrics_rows
+
+    if (args.task is None) == (args.data is None):
+        raise ConfigError("with --base, give --task NAME or --data FILE: the examples to prompt it with")
+    check_base(args.base)
+    td = load_task_data(args.task, args.data)
+    model, tok, _ = resolve_base(args.base)
+    template = get_template(resolve_template_name(args.template, model.config.block_size, tok))
+    metrics, samples = evaluate_prompted(model, tok, td, template, shots=args.shots, n_eval=args.n_eval)
+    print(f"{args.base} prompted {args.shots}-shot on {td.name}:")
+    print(markdown_table(metrics_rows(metrics)))
+    for s in samples[:2]:
+        print(f"  {s['input'][:70]!r} → {s['prediction'][:70]!r} (reference {s['reference']!r})")
     return 0
 
 

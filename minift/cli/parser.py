@@ -3,6 +3,7 @@
     minift pretrain --out DIR [--preset tiny|quick] [--max-steps N] [--resume] [--force]
     minift finetune --task NAME | --data FILE --out DIR [--base PRESET|DIR] [--method full|lora|...] [options]
     minift eval RUN_DIR [--task NAME]
+    minift eval --base BASE --task NAME [--shots K]      the base prompted, zero- or few-shot: the baseline
     minift merge RUN_DIR --out DIR
     minift compare --task NAME --out DIR [--methods full,lora,...] [--seeds N]
     minift methods                       every fine-tuning method: its default lr and why, whether it merges
@@ -253,9 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = _sub(sub, "methods", "list every fine-tuning method: default lr and why, key options, whether it merges")
     s.set_defaults(func=cmd_methods)
 
-    s = _sub(sub, "eval", "score a fine-tuning run on its task's test split (or on another task)")
-    s.add_argument("run_dir", help="a run directory (from `minift finetune`)")
+    s = _sub(sub, "eval", "score a fine-tuning run on its task's test split (or on another task); or a base "
+             "model prompted zero- or few-shot (--base)")
+    s.add_argument("run_dir", nargs="?", help="a run directory (from `minift finetune`)")
     s.add_argument("--task", default=None, help="a built-in task of the same kind (default: the run's own)")
+    s.add_argument("--base", default=None, help="instead of a run: prompt this base (a preset, smollm2 or a model "
+                   "directory) on --task or --data, without fine-tuning it")
+    s.add_argument("--data", default=None, help="with --base: your own JSONL/CSV file (its test split is scored)")
+    s.add_argument("--shots", type=_non_negative_int, default=0,
+                   help="with --base: worked training examples in front of each question (default: 0)")
+    s.add_argument("--template", default="auto", choices=["auto", *TEMPLATES],
+                   help="with --base: the prompt layout (auto: chatml for a chat model)")
     s.add_argument("--n-eval", type=_positive_int, default=None, help="score only this many examples per split")
     s.add_argument("--allow-changed-data", action="store_true",
                    help="score on the run's data file even though it changed since training (its test split may "

@@ -6,7 +6,9 @@
     classify.py    a classification head on the last real token; majority and bag-of-words baselines
     config.py      FinetuneConfig: what defines a run, and its defaults (pure data)
     evaluation.py  scoring a model on its task's test split
-    forgetting.py  the loss on the pretraining text, before and after
+    prompting.py   the baseline: a base scored prompted, zero- or few-shot, without fine-tuning
+    forgetting.py  the loss on the pretraining text (a real model: general English and general answers), before
+                   and after
     record.py      ResultRecord: results.json
     run.py         `finetune(config, out_dir)`: base + task + method → weights, scores and costs
     load.py        a finished run read back, and scored again
@@ -27,7 +29,9 @@ lazy_exports(globals(), {
     **dict.fromkeys(["FinetuneConfig", "DEFAULT_EPOCHS", "FULL_FINETUNING_LR"], "minift.finetune.config"),
     **dict.fromkeys(["evaluate_task", "headline", "context_reserve", "max_new_tokens_for"],
                     "minift.finetune.evaluation"),
-    **dict.fromkeys(["forgetting", "pretraining_batches", "lm_val_loss"], "minift.finetune.forgetting"),
+    **dict.fromkeys(["forgetting", "pretraining_batches", "lm_val_loss", "general_answers", "greedy_same"],
+                    "minift.finetune.forgetting"),
+    **dict.fromkeys(["evaluate_prompted", "with_shots", "verbalize"], "minift.finetune.prompting"),
     "ResultRecord": "minift.finetune.record",
     **dict.fromkeys(["chat_ids", "chat_example", "show_mask"], "minift.finetune.chat"),
     "finetune": "minift.finetune.run",
@@ -40,7 +44,8 @@ if TYPE_CHECKING:
                                           encode_labelled, majority_baseline, predict)
     from minift.finetune.config import DEFAULT_EPOCHS, FULL_FINETUNING_LR, FinetuneConfig
     from minift.finetune.evaluation import context_reserve, evaluate_task, headline, max_new_tokens_for
-    from minift.finetune.forgetting import forgetting, lm_val_loss, pretraining_batches
+    from minift.finetune.forgetting import forgetting, general_answers, greedy_same, lm_val_loss, pretraining_batches
+    from minift.finetune.prompting import evaluate_prompted, verbalize, with_shots
     from minift.finetune.load import evaluate_run, load_finetuned
     from minift.finetune.record import ResultRecord
     from minift.finetune.run import finetune

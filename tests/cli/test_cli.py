@@ -184,3 +184,12 @@ def test_data_show_brackets_what_the_loss_sees(capsys, quick_base):
         assert text.index("⟦") > 0  # the prompt is not trained
     assert main(["data", "show", "--task", "sentiment", "--base", "quick", "-n", "1"]) == 0
     assert "no token is a target" in capsys.readouterr().out
+
+
+def test_eval_prompts_a_base(capsys, quick_base):
+    assert main(["eval", "--base", "quick", "--task", "qa", "--n-eval", "3", "--shots", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("quick prompted 1-shot on qa:") and "| test | exact_match |" in out
+    for argv, needle in ((["eval"], "give a run directory"), (["eval", "--base", "quick"], "--task NAME or --data"),
+                         (["eval", "somewhere", "--shots", "2"], "go with --base")):
+        assert main(argv) == 2 and needle in capsys.readouterr().err
