@@ -8,7 +8,7 @@
     llama_gguf.py             a Llama-family model and its tokenizer from a GGUF file
     hf_gpt2.py                GPT-2 from a Hugging Face directory (safetensors, no pickle)
     download.py               real models fetched once through pip (SmolLM2-135M-Instruct)
-    export.py                 a Llama for transformers, its LoRA adapter for peft
+    export.py                 a model for transformers (Llama, or GPT as GPT-2), its LoRA adapter for peft
 
 Names load on first use (minift/lazy.py): the presets are read by the command line without torch.
 """
