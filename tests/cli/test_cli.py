@@ -193,3 +193,10 @@ def test_eval_prompts_a_base(capsys, quick_base):
     for argv, needle in ((["eval"], "give a run directory"), (["eval", "--base", "quick"], "--task NAME or --data"),
                          (["eval", "somewhere", "--shots", "2"], "go with --base")):
         assert main(argv) == 2 and needle in capsys.readouterr().err
+
+
+def test_export_writes_a_gpt_as_gpt2(tmp_path, capsys, quick_base):
+    assert main(["export", "quick", "--out", str(tmp_path / "gpt2")]) == 0
+    config = json.loads((tmp_path / "gpt2" / "config.json").read_text())
+    assert config["model_type"] == "gpt2" and config["n_embd"] == quick_base[0].config.d_model
+    assert "transformers" in capsys.readouterr().out

@@ -135,5 +135,7 @@ def test_lesson_runs_quick(lesson, minift_home, tmp_path):
                PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, str(lesson)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=QUICK_TIMEOUT_S)
+    if proc.returncode != 0 and "minift.base.download.DownloadError" in proc.stderr:  # lesson 10, offline
+        pytest.skip(f"{lesson.name} needs SmolLM2, which could not be fetched here: {proc.stderr.strip()[-300:]}")
     assert proc.returncode == 0, f"{lesson.name} failed in quick mode:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     assert proc.stdout.strip(), "a lesson should print what it shows"
