@@ -171,8 +171,8 @@ for shots in (0, 3):
         print(f"  → {s['prediction'][:110]!r}")
 
 # %% [markdown]
-# **Look at** the zero-shot answers: prose, Markdown fences, keys of its own choosing. The model "knows" JSON and
-# understands the request, but nothing makes it follow one exact format every time. Worked examples help, and
+# **Look at** the zero-shot answers: prose about the post, or a JSON object with keys of the model's own choosing.
+# The model "knows" JSON and understands the request, but nothing makes it follow one exact format every time. Worked examples help, and
 # cost context on every call (three extra turns per question here). Fine-tuning moves the format into the weights.
 #
 # ## 5. A LoRA fine-tune
@@ -252,9 +252,9 @@ if not QUICK:
 
 # %% [markdown]
 # **Look at** the answers after: quotation marks and JSON-ish fragments where there were sentences. The loss on
-# English text barely moved, yet the model's *behaviour* changed on questions that have nothing to do with reviews:
-# sixty steps on one narrow format taught it that answers look like that. A loss can hide what a behaviour probe
-# shows. The remedies are the ones lessons 03 and 09 measured on the toy: fewer or smaller steps, a smaller
+# English text rose by about 0.17 nats per token (perplexity × 1.18), a number that looks harmless — yet the
+# model's *behaviour* changed on every one of the questions, none of which is about reviews: sixty steps on one
+# narrow format taught it that answers look like that. A loss can hide what a behaviour probe shows. The remedies are the ones lessons 03 and 09 measured on the toy: fewer or smaller steps, a smaller
 # update, and — most of all for a chat model — mixing general conversations into the fine-tuning data so that the
 # new behaviour stays attached to its own kind of request.
 #
