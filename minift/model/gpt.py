@@ -248,9 +248,17 @@ class GPT(nn.Module):
         mask = mask | me[None]
         return mask[:, None], pos
 
-    def forward(self, idx=None, targets=None, attention_mask=None, cache: KVCache | None = None, inputs_embeds=None):
-        """Returns (logits (B, T, V), loss). loss = mean cross-entropy over targets ≠ −100, or None without targets."""
+    def forward(self, idx=None, targets=None, attention_mask=None, cache: KVCache | None = None, inputs_embeds=None,
+                positions=None):
+        """Returns (logits (B, T, V), loss). loss = mean cross-entropy over targets ≠ −100, or None without targets.
+
+        positions: a bool (B, T) mask of the positions whose logits are wanted; then logits is (N, V) for its N
+        True positions (row-major order) and targets, if given, must be the matching (N,) vector. The LM head is
+        the largest matrix product of a small model (d × V per position), and a fine-tuning loss needs it only
+        where a label is supervised (10–25 % of an instruction batch's positions): same loss, less work."""
         h = self.hidden(idx, attention_mask, cache, inputs_embeds)
+        if positions is not None:
+            h = h[positions]  # (N, d)
         logits = self.lm_head(h)
         loss = None
         if targets is not None:
