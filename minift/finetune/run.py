@@ -55,13 +55,14 @@ from minift.training.batches import epoch_batches
 from minift.training.checkpoints import TRAINING_FILES
 from minift.training.config import TrainConfig
 from minift.training.costs import optimizer_state_bytes, path_bytes, peak_memory_mb, reset_peak_memory
-from minift.training.device import describe_device, pick_device, seed_everything
+from minift.training.device import (describe_device, pick_device, resolve_precision, seed_everything,
+                                    use_threads)
 from minift.training.loop import load_best, train
 from minift.training.optim import param_groups as default_param_groups
 
 FORMAT = "minift-finetune-1"
 # may change between a run and its resume: they do not decide what the finished steps saw
-RESUMABLE_CHANGES = {"device", "n_eval", "max_steps", "epochs", "patience", "eval_every"}
+RESUMABLE_CHANGES = {"device", "threads", "n_eval", "max_steps", "epochs", "patience", "eval_every"}
 # every file a run writes, and all that --force may replace (a full run's model/ is a model directory)
 RUN_FILES = ("finetune.json", "results.json", "adapter.pt", "head.pt", *(f"model/{n}" for n in MODEL_FILES),
              *TRAINING_FILES)
@@ -146,7 +147,8 @@ def train_config(config: FinetuneConfig, batches_per_epoch: int, progress: bool,
     warmup = min(steps, config.warmup if config.warmup is not None else steps // 20)
     return TrainConfig(max_steps=steps, grad_accum=config.grad_accum, lr=config.resolved_lr, warmup_steps=warmup,
                        weight_decay=config.weight_decay, eval_every=eval_every, log_every=min(10, eval_every),
-                       patience=config.patience, seed=config.seed, device=config.device, progress=progress,
+                       patience=config.patience, seed=config.seed, device=config.device, dtype=config.dtype,
+                       progress=progress,
                        desc=f"finetune {config.method}")
 
 
@@ -158,7 +160,9 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
     torchrun: on rank 0; the other ranks return None once training is done)."""
     t_start = time.perf_counter()
     out = Path(out_dir)
+    use_threads(config.threads)
     device = distributed.init_from_env(pick_device(config.device))  # torchrun: this rank's device
+    resolve_precision(device, config.dtype)  # bf16 where it cannot run fails here, before anything is loaded
     rank, world = distributed.world()
     # everything that can be checked cheaply is checked before the base is loaded (or pretrained, minutes)
     check_out_dir(out, RUN_FILES, force=force, resume=resume)
@@ -234,7 +238,8 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
         train_seconds=result.elapsed_s, wall_seconds=time.perf_counter() - t_start,
         tokens_per_s=result.tokens_per_s, peak_memory_mb=peak_memory_mb(device),
         peak_memory_kind="cuda_allocated" if device.type == "cuda" else "process_rss",
-        device=describe_device(device) + (f" × {world} processes (DDP)" if world > 1 else ""), world_size=world,
+        device=describe_device(device, config.dtype) + (f" × {world} processes (DDP)" if world > 1 else ""),
+        world_size=world, threads=use_threads(None),
         data=data_stats, max_new_tokens=max_new, warnings=notes, samples=samples)
     record.save(out / "results.json")
     return record.to_dict()
