@@ -41,8 +41,7 @@ from minift.finetune.classify import (Classifier, bow_logreg_baseline, classify_
                                       encode_labelled, majority_baseline, save_head)
 from minift.finetune.config import DEFAULT_EPOCHS, MIN_DEFAULT_STEPS, TOO_FEW_STEPS, FinetuneConfig
 from minift.finetune.evaluation import context_reserve, evaluate_task, max_new_tokens_for
-from minift.finetune.forgetting import (base_general_answers, base_lm_loss, forgetting, general_answers,
-                                       lm_val_loss, pretraining_batches)
+from minift.finetune.forgetting import base_measures, forgetting, general_answers, lm_val_loss
 from minift.finetune.record import ResultRecord
 from minift.finetune.sft import encode_dataset, sft_collate, sft_loss_fn
 from minift.finetune.templates import get_template, resolve_template_name
@@ -183,11 +182,9 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
     base_print = fingerprint(gpt)
     model, cfg = build_model(config, gpt, tok, td)
     if rank == 0:  # the forgetting probe, the scores and every file: rank 0's alone
-        probe = pretraining_batches(tok, preset, context_reserve(model))
-        before = lm_val_loss(gpt.to(device), probe) if cfg is None else base_lm_loss(gpt, probe, device)
-        # a real model (no preset): also its greedy answers to general questions, compared after training
-        answers_before = None if preset is not None else base_general_answers(gpt, tok, template,
-                                                                              context_reserve(model))
+        # the base's side of the forgetting probe (a real model: also its answers to general questions), cached
+        probe, before, answers_before = base_measures(gpt, tok, preset, context_reserve(model), template,
+                                                      template_name, base_print, device)
         max_new = max_new_tokens_for(tok, td.splits["train"], gpt.config.block_size) if td.kind != "labelled" else 0
         save_json(out / "finetune.json", {
             "format": FORMAT, "config": config.to_dict(), "kind": td.kind, "labels": td.labels, "preset": preset,
