@@ -207,6 +207,10 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
     assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
     assert resumed["metrics"] == whole["metrics"] and resumed["steps"] == 6
     assert resumed["val_loss"] == pytest.approx(whole["val_loss"], abs=1e-7)
+    # what resume needs is the trained tensors, their AdamW moments and the RNG states, never the frozen base
+    base_bytes = sum(t.numel() * t.element_size() for t in load_finetuned(tmp_path / "whole")[0].body.state_dict()
+                     .values())
+    assert (tmp_path / "crashed" / "last.pt").stat().st_size < 0.15 * base_bytes
 
 
 # -- user data -----------------------------------------------------------------------------------------------------
