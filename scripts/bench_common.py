@@ -112,9 +112,20 @@ class Timing:
         return (max(self.times_s) - min(self.times_s)) / self.median_s if self.median_s > 0 else 0.0
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def add_clock_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clock", choices=list(CLOCKS), default="cpu",
+                        help="cpu: this process's CPU time (default; with --threads 1 another job on the machine "
+                             "cannot slow the measurement, only delay it); wall: elapsed time (a GPU, or a quiet "
+                             "machine with several threads)")
+
+
 def timeit(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
-           device: torch.device | None = None) -> Timing:
-    """Call fn() `warmup` times untimed, then `repeats` times timed; median of the wall-clock seconds."""
+           device: torch.device | None = None, clock: Callable[[], float] = time.perf_counter) -> Timing:
+    """Call fn() `warmup` times untimed, then `repeats` times timed; median of the seconds on `clock` (wall by
+    default; CLOCKS["cpu"] for CPU time)."""
     if repeats < 1:
         raise ValueError(f"repeats must be ≥ 1, got {repeats}")
     dev = device or torch.device("cpu")
@@ -123,15 +134,15 @@ def timeit(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
     synchronize(dev)
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
         synchronize(dev)
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return Timing(statistics.median(times), times)
 
 
 def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, n: int | None = None,
-                      repeats: int = 5) -> float:
+                      repeats: int = 5, clock: Callable[[], float] = time.perf_counter) -> float:
     """Achievable matmul throughput in FLOP/s: median over `repeats` of 2·n³ / t for an (n×n)·(n×n) product.
 
     n defaults to 8192 on CUDA (big enough to saturate an H100's tensor cores) and 1024 on CPU (about 2 GFLOP, a
@@ -143,7 +154,7 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, 
     g = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
     b = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
-    t = timeit(lambda: a @ b, repeats=repeats, warmup=2, device=device)
+    t = timeit(lambda: a @ b, repeats=repeats, warmup=2, device=device, clock=clock)
     return 2 * n ** 3 / t.median_s
 
 

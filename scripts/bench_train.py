@@ -10,16 +10,21 @@ What runs.
     function), same batch and block size, same number of steps, same precision (bf16 autocast on CUDA as minift's
     loop uses there, float32 elsewhere), same parameter count (checked).
 Each run does --warmup untimed steps then --steps timed ones; runs alternate (minift, reference, reference,
-minift, …) for --rounds rounds so drift on a shared machine hits both; the median over rounds is reported.
-minift's step times come from its own per-step log (log_every=1): the wall time of each whole step, batch
+minift, …) for --rounds rounds so drift on a shared machine hits both; the median over rounds is reported, with
+its spread. minift's step times come from its own per-step log (log_every=1): the time of each whole step, batch
 creation included; the reference is timed the same way, with a device synchronise around the timed steps.
+The clock (--clock) is the process's CPU time by default — with --threads 1 another job on the machine then delays
+the run without changing its measured cost — or wall time (a GPU; a quiet machine with several threads). For the
+CPU clock minift's loop is pointed at time.process_time for the benchmark's duration (its logs measure with
+whatever `time.perf_counter` it is given).
 
 How to read the numbers.
   * tokens/s = input positions (batch × block) processed per second of training.
   * ratio = minift tokens/s ÷ reference tokens/s. Goal ≥ 0.95: the readable loop costs < 5 %. Where it is lower,
     the gap is minift's per-step bookkeeping (a loss `.item()` per step, which makes the GPU wait, the gradient
     division by N, the schedule) and separate q, k, v matmuls instead of one fused one; it shrinks as the model grows.
-  * fraction of peak (MFU) = model FLOP/s ÷ measured matmul FLOP/s (bench_common.matmul_peak_flops), with
+  * fraction of peak (MFU) = model FLOP/s ÷ measured matmul FLOP/s (bench_common.matmul_peak_flops, measured
+    with the same clock once per round, interleaved with the runs, and the median taken), with
         model FLOPs per token = 6·N + 12·L·T·d
     N = parameters without the position table (the tied token matrix counts once: its matmul is the LM head),
     6·N = 2 (forward multiply-add) + 4 (backward, two matmuls) per parameter per token, and 12·L·T·d the attention
@@ -34,9 +39,11 @@ GPU: python scripts/bench_train.py (defaults: the tiny shape d=256 L=4 H=4 V=409
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import statistics
 import time
+import types
 
 import torch
 import torch.nn as nn
@@ -96,7 +103,8 @@ class RefGPT(nn.Module):
         return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1))
 
 
-def run_reference(model, batches, steps: int, warmup: int, device, dtype) -> tuple[float, float]:
+def run_reference(model, batches, steps: int, warmup: int, device, dtype, clock=time.perf_counter
+                  ) -> tuple[float, float]:
     """The bare loop; returns (seconds for the `steps` timed steps, last loss)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
@@ -106,7 +114,7 @@ def run_reference(model, batches, steps: int, warmup: int, device, dtype) -> tup
     for i in range(warmup + steps):
         if i == warmup:
             bc.synchronize(device)
-            t0 = time.perf_counter()
+            t0 = clock()
         x, y = (z.to(device, non_blocking=True) for z in batches(i))
         with bc.autocast(device, dtype):
             loss = model(x, y)
@@ -115,7 +123,7 @@ def run_reference(model, batches, steps: int, warmup: int, device, dtype) -> tup
         opt.step()
         opt.zero_grad(set_to_none=True)
     bc.synchronize(device)
-    return time.perf_counter() - t0, loss.item()
+    return clock() - t0, loss.item()
 
 
 def run_minift(model, batches, steps: int, warmup: int, device_name: str) -> tuple[float, float]:
@@ -132,6 +140,19 @@ def run_minift(model, batches, steps: int, warmup: int, device_name: str) -> tup
     return seconds, result.final_train_loss
 
 
+@contextlib.contextmanager
+def loop_clock(clock):
+    """minift's loop times its steps with time.perf_counter; for the duration, give it `clock` instead."""
+    import minift.training.loop as loop
+
+    real = loop.time
+    loop.time = types.SimpleNamespace(perf_counter=clock)
+    try:
+        yield
+    finally:
+        loop.time = real
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     bc.add_model_args(p)
@@ -141,6 +162,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="alternating runs of each; the median is reported")
     p.add_argument("--seed", type=int, default=0)
     bc.add_device_args(p, default_dtype=None)  # precision: whatever minift's loop uses on the device
+    bc.add_clock_arg(p)
     return p.parse_args(argv)
 
 
@@ -164,20 +186,25 @@ def main(argv=None) -> None:
     print(f"# Training throughput: minift vs a bare PyTorch loop — {bc.describe(device, dtype)}")
     print(f"model d={d} L={L} H={H} V={V} block={T}: {n_ours / 1e6:.2f} M parameters; batch {B} ⇒ {B * T} "
           f"tokens/step; {args.warmup} warm-up + {args.steps} timed steps per run, {args.rounds} rounds")
-    peak = bc.matmul_peak_flops(device, dtype)
-    print(f"measured matmul peak: {peak / 1e12:.3g} TFLOP/s ({str(dtype).replace('torch.', '')}); model FLOPs per "
-          f"token = 6·N + 12·L·T·d = 6·{n_flop:,} + 12·{L}·{T}·{d} = {flops_per_token / 1e6:.1f} MFLOP\n")
+    clock = bc.CLOCKS[args.clock]
+    print(f"model FLOPs per token = 6·N + 12·L·T·d = 6·{n_flop:,} + 12·{L}·{T}·{d} = {flops_per_token / 1e6:.1f} "
+          f"MFLOP; clock: {args.clock}\n")
 
     bc.reset_cuda_peak(device)
     secs = {"minift": [], "reference": []}
-    losses = {}
+    peaks, losses = [], {}
     for r in range(args.rounds):
+        peaks.append(bc.matmul_peak_flops(device, dtype, clock=clock))  # interleaved: the same conditions
         for name in (("minift", "reference") if r % 2 == 0 else ("reference", "minift")):
             if name == "minift":
-                s, losses[name] = run_minift(ours, batches, args.steps, args.warmup, args.device)
+                with loop_clock(clock):
+                    s, losses[name] = run_minift(ours, batches, args.steps, args.warmup, args.device)
             else:
-                s, losses[name] = run_reference(ref, batches, args.steps, args.warmup, device, dtype)
+                s, losses[name] = run_reference(ref, batches, args.steps, args.warmup, device, dtype, clock)
             secs[name].append(s)
+    peak = statistics.median(peaks)
+    print(f"matmul peak, measured each round: {peak / 1e12:.3g} TFLOP/s ({str(dtype).replace('torch.', '')}, "
+          f"median; spread {(max(peaks) - min(peaks)) / peak:.2f})")
     tokens = args.steps * B * T
     rows, tps = [], {}
     for name in ("minift", "reference"):

@@ -8,6 +8,11 @@ import pytest
 
 matplotlib.use("Agg")
 
+# One thread for the whole run, set once and before torch is imported (so torch never has to switch): the suite's
+# models are small enough that a second thread only adds synchronisation, and subprocesses (lessons, torchrun
+# workers, compare's cells) inherit it. A run that sets OMP_NUM_THREADS itself keeps its own value.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def minift_home(tmp_path_factory):

@@ -23,7 +23,7 @@ from minift.files import PathLike, prepare_out_dir, torch_load
 from minift.model.gpt import GPT, GPTConfig
 from minift.model.tokenizer import Tokenizer
 from minift.training import distributed
-from minift.training.device import pick_device
+from minift.training.device import pick_device, use_threads
 from minift.training.batches import lm_loss_fn, random_windows
 from minift.training.checkpoints import TRAINING_FILES
 from minift.training.loop import TrainResult, evaluate, train
@@ -80,15 +80,17 @@ def pretraining_val_loss(model: GPT, tokenizer: Tokenizer, preset: str = "tiny")
 
 
 def pretrain(out_dir: PathLike, preset: str = "tiny", max_steps: int | None = None, resume: bool = False,
-             force: bool = False, device: str = "auto", progress: bool = True, seed: int = 0
-             ) -> tuple[GPT, Tokenizer, TrainResult]:
+             force: bool = False, device: str = "auto", progress: bool = True, seed: int = 0,
+             dtype: str = "auto", threads: int | None = None) -> tuple[GPT, Tokenizer, TrainResult]:
     """Pretrain a base model of the given preset into out_dir and return (model, tokenizer, result).
 
-    The model returned (and saved as model.pt) is the checkpoint with the best validation loss.
+    The model returned (and saved as model.pt) is the checkpoint with the best validation loss. dtype: the forward
+    precision (auto, fp32, bf16; minift.training.device); threads: torch's intra-op threads (None: its default).
     Under torchrun every rank trains (minift/training/distributed.py) with the tokenizer rank 0 made; rank 0 writes
     the files.
     """
     p = get_preset(preset)
+    use_threads(threads)
     distributed.init_from_env(pick_device(device))
     main = distributed.is_main()
     with distributed.main_first():  # rank 0 prepares the directory and the tokenizer, then the others read them
@@ -103,7 +105,8 @@ def pretrain(out_dir: PathLike, preset: str = "tiny", max_steps: int | None = No
     model = GPT(cfg)
     steps = {} if max_steps is None else {"max_steps": max_steps,
                                            "warmup_steps": min(p.train.warmup_steps, max_steps)}
-    tcfg = replace(p.train, seed=seed, device=device, progress=progress, desc=f"pretrain {preset}", **steps)
+    tcfg = replace(p.train, seed=seed, device=device, dtype=dtype, progress=progress, desc=f"pretrain {preset}",
+                   **steps)
     batches = random_windows(data.train_tokens, cfg.block_size, p.batch_size, seed=seed)
     result = train(model, lm_loss_fn, batches, tcfg, val_batches=data.val_batches, out_dir=out_dir,
                    resume=resume and (out_dir / "last.pt").is_file())

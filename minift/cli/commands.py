@@ -26,7 +26,8 @@ def cmd_pretrain(args) -> int:
     from minift.training.distributed import is_main
 
     model, tok, result = pretrain(args.out, preset=args.preset, max_steps=args.max_steps, resume=args.resume,
-                                  force=args.force, device=args.device, seed=args.seed)
+                                  force=args.force, device=args.device, seed=args.seed, dtype=args.dtype,
+                                  threads=args.threads)
     if not is_main():
         return 0
     print(f"pretrained '{args.preset}' ({model.num_parameters():,} parameters) in {result.elapsed_s:.0f} s: "
@@ -41,8 +42,8 @@ def _pretrain_cache(args) -> int:
     from minift.files import load_json
     from minift.training import distributed
 
-    if args.max_steps is not None or args.seed != 0:
-        raise ConfigError("the cache holds each preset's standard base; for other --max-steps or --seed, "
+    if args.max_steps is not None or args.seed != 0 or args.dtype != "auto":
+        raise ConfigError("the cache holds each preset's standard base; for other --max-steps, --seed or --dtype, "
                           "pretrain into a directory of your own with --out DIR (and use it with --base DIR)")
     from minift.training.device import pick_device
 
@@ -102,7 +103,7 @@ def cmd_finetune(args) -> int:
         batch_size=args.batch_size, grad_accum=args.grad_accum, warmup=args.warmup, weight_decay=args.weight_decay,
         eval_every=args.eval_every, patience=args.patience, max_len=args.max_len,
         train_on_prompt=args.train_on_prompt, template=args.template, seed=args.seed, device=args.device,
-        n_train=args.n_train, n_eval=args.n_eval)
+        dtype=args.dtype, threads=args.threads, n_train=args.n_train, n_eval=args.n_eval)
     r = finetune(config, args.out, force=args.force, resume=args.resume, progress=not args.quiet)
     if r is None:  # a torchrun rank other than 0: it trained; rank 0 reports
         return 0
@@ -258,7 +259,9 @@ def cmd_compare(args) -> int:
     from minift.compare.run import DEFAULT_METHODS, check_methods, compare
 
     overrides = {k: getattr(args, k) for k in ("data", "epochs", "max_steps", "batch_size", "n_train", "n_eval",
-                                                  "device") if getattr(args, k) is not None}
+                                                  "device", "threads") if getattr(args, k) is not None}
+    if args.dtype != "auto":
+        overrides["dtype"] = args.dtype
     methods = check_methods(args.methods if args.methods is not None else DEFAULT_METHODS)
     rows = compare(args.base, args.task, methods, args.seeds, args.out, force=args.force,
                    progress=not args.quiet, isolate=not args.in_process, **overrides)

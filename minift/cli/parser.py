@@ -161,6 +161,7 @@ def _finetune_parser(sub) -> None:
                         "tokens, else plain")
     s.add_argument("--seed", type=int, default=d["seed"], help="data order, initialisation, subsets")
     s.add_argument("--device", default=d["device"], help="auto, cpu, cuda or mps")
+    _compute_args(s)
     m = s.add_argument_group("method options (each applies to some methods only)")
     m.add_argument("--freeze-until", type=_non_negative_int, default=None,
                    help="full: train only the last K blocks (and the final LayerNorm)")
@@ -187,6 +188,17 @@ def _allow_other_base(s) -> None:
                         "(same shapes); only for a base you know to be equivalent")
 
 
+def _compute_args(s, dtype: bool = True) -> None:
+    """--threads (every command that computes) and --dtype (those that train)."""
+    s.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch threads for this process, set once at start (unset: torch's default, one per core); "
+                        "README says when 1 is fastest")
+    if dtype:
+        s.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16"],
+                       help="forward precision: auto is bf16 autocast on a capable GPU and float32 elsewhere; bf16 "
+                            "on a CPU needs AVX512-BF16 or AMX")
+
+
 def _compare_parser(sub) -> None:
     text = "fine-tune several methods on one task and compare them: results.json, table.md, plots"
     s = _sub(sub, "compare", text)
@@ -206,6 +218,7 @@ def _compare_parser(sub) -> None:
     s.add_argument("--n-train", type=_positive_int, default=None, help="train on a random subset of this size")
     s.add_argument("--n-eval", type=_positive_int, default=None, help="score only this many test examples")
     s.add_argument("--device", default=None, help="auto, cpu, cuda or mps (unset: auto)")
+    _compute_args(s)
     s.add_argument("--in-process", action="store_true",
                    help="run every cell in this process: no start-up cost per run, but peak RSS then includes "
                         "what earlier runs left resident")
@@ -230,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (the cache resumes by itself)")
     s.add_argument("--force", action="store_true", help="replace the files an earlier pretraining wrote there")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    _compute_args(s)
     s.add_argument("--seed", type=int, default=0, help="corpus, tokenizer and initialisation (with --out only)")
     s.set_defaults(func=cmd_pretrain)
 
@@ -270,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score on the run's data file even though it changed since training (its test split may "
                         "then hold training rows)")
     _allow_other_base(s)
+    _compute_args(s, dtype=False)
     s.set_defaults(func=cmd_eval)
 
     s = _sub(sub, "merge", "fold a LoRA / DoRA / (IA)³ run into the base weights: a plain model directory")
@@ -294,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens only")
     s.add_argument("--seed", type=int, default=0, help="sampling")
     _allow_other_base(s)
+    _compute_args(s, dtype=False)
     s.set_defaults(func=cmd_generate)
 
     s = _sub(sub, "data", "task data: export a built-in task, show what training sees")
@@ -329,6 +345,9 @@ def main(argv=None) -> int:
     from minift.training import distributed
 
     try:
+        if getattr(args, "threads", None) is not None:  # once, before any work (finetune also records it)
+            from minift.training.device import use_threads
+            use_threads(args.threads)
         return args.func(args)
     except MiniftError as e:
         print(f"minift: error: {distributed.rank_tag()}{e}", file=sys.stderr)

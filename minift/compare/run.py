@@ -117,7 +117,7 @@ def _defaults(config: FinetuneConfig) -> dict:
 def _changed(cell: Path, config: FinetuneConfig) -> list[str]:
     """How a finished cell's settings differ from the ones planned now: its config, and the defaults it ran with."""
     old, new = FinetuneConfig.from_dict(load_json(cell / "results.json")["config"]).to_dict(), config.to_dict()
-    diff = [f"{k}={old[k]!r} (now {new[k]!r})" for k in new if old[k] != new[k]]
+    diff = [f"{k}={old[k]!r} (now {new[k]!r})" for k in new if old[k] != new[k] and k != "threads"]  # speed only
     if not diff and (cell / "compare.json").is_file():
         was, now = load_json(cell / "compare.json").get("defaults", {}), _defaults(config)
         diff = [f"finetune's default {k}={was[k]!r} (now {now[k]!r})" for k in now if k in was and was[k] != now[k]]
@@ -136,7 +136,9 @@ def _run_cell(config: FinetuneConfig, out: Path, force: bool, isolate: bool) -> 
         return own_peak_rss_mb() if reset else None
     code = "import sys; from minift.compare.run import _cell_main; sys.exit(_cell_main(sys.argv[1:]))"
     env = dict(os.environ)
-    if "OMP_NUM_THREADS" not in env:  # the child uses as many threads as this process
+    if config.threads is not None:  # the child starts with them (then finetune's use_threads has nothing to do)
+        env["OMP_NUM_THREADS"] = str(config.threads)
+    elif "OMP_NUM_THREADS" not in env:  # the child uses as many threads as this process
         import torch
         env["OMP_NUM_THREADS"] = str(torch.get_num_threads())
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(config.to_dict()), str(out), str(int(force))],

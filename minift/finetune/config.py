@@ -59,6 +59,8 @@ class FinetuneConfig:
     template: str = "auto"             # SFT prompt layout: a name in templates.TEMPLATES, or "auto" (by context)
     seed: int = 0
     device: str = "auto"
+    dtype: str = "auto"                # forward precision: auto (bf16 on a capable GPU, else fp32), fp32, bf16
+    threads: int | None = None         # torch intra-op threads for this process; None → torch's default
     n_train: int | None = None         # a seeded random subset of the training split
     n_eval: int | None = None          # score only the first n_eval examples of each test split
 
@@ -82,7 +84,7 @@ class FinetuneConfig:
              f"full fine-tuning takes no method_options (got {sorted(self.method_options)}); use freeze_until")
         need(self.freeze_until is None or self.method == "full",
              f"freeze_until applies to full fine-tuning only, not to {self.method!r}")
-        for name in ("max_steps", "batch_size", "grad_accum", "eval_every", "patience", "n_eval"):
+        for name in ("max_steps", "batch_size", "grad_accum", "eval_every", "patience", "n_eval", "threads"):
             pos_int(name)
         pos_int("n_train", 2)
         pos_int("max_len", 2)
@@ -102,6 +104,7 @@ class FinetuneConfig:
         need(self.template == "auto" or self.template in TEMPLATES,
              f"template must be auto or one of {sorted(TEMPLATES)}, got {self.template!r}")
         need(isinstance(self.seed, int), f"seed must be an integer, got {self.seed!r}")
+        need(self.dtype in ("auto", "fp32", "bf16"), f"dtype must be auto, fp32 or bf16, got {self.dtype!r}")
         need(not (self.train_on_prompt and self.method != "full" and methods[self.method].needs_masked_prompt),
              f"{self.method} finds the prompt through its masked labels, so it needs train_on_prompt=False")
         if self.method != "full":

@@ -13,6 +13,10 @@ answers of the base and of the fine-tuned model to a fixed set of general questi
 
 1.0: the model still says exactly what it said before on everything but its task; a loss change can hide where a
 behaviour changed, and this number shows it (the answers themselves are kept in results.json to read).
+
+What the probe needs from the base (the windows, L_before, the base's answers) is the same for every run on that
+base, so `base_measures` computes it once and caches it under $MINIFT_HOME/probes/, keyed by the base's weight
+fingerprint: the ten runs of a comparison pay for it once, not ten times.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from minift.base.presets import get_preset
 from minift.base.pretrain import encode_documents, fixed_windows
 from minift.data import english
 from minift.data.corpus import corpus_splits
+from minift.errors import MiniftError
+from minift.files import load_json, make_dir, minift_home, save_json, torch_load, torch_save_atomic
 from minift.finetune.sft import generate_batch
 from minift.peft import disabled
 from minift.training.batches import lm_loss_fn
@@ -34,6 +40,7 @@ from minift.training.loop import evaluate
 
 ENGLISH_WINDOW, ENGLISH_WINDOWS = 128, 16  # a real model's probe: up to 16 windows of 128 tokens
 GREEDY_TOKENS = 24  # new tokens per general question: enough for a one-sentence answer to differ
+PROBE_VERSION = 1   # part of the cache key: change it when the probe's text, windows or questions change
 
 
 def forgetting(before_loss: float, after_loss: float, greedy: tuple[list[str], list[str]] | None = None) -> dict:
@@ -68,12 +75,6 @@ def general_answers(gpt, tok, template, reserve: int = 0) -> list[str]:
     return answers
 
 
-def base_general_answers(gpt, tok, template, reserve: int = 0) -> list[str]:
-    """general_answers of the base: a PEFT method is switched off while they are generated."""
-    with disabled(gpt):
-        return general_answers(gpt, tok, template, reserve)
-
-
 @functools.lru_cache(maxsize=4)
 def _val_docs(n_docs: int) -> tuple[str, ...]:
     """The built-in corpus's validation documents, cached: regenerating 20,000 documents costs seconds per run."""
@@ -95,12 +96,31 @@ def pretraining_batches(tok, preset: str | None, reserve: int = 0) -> list:
     return [(x[:, reserve:], y[:, reserve:]) for x, y in batches] if reserve else batches
 
 
-def base_lm_loss(gpt, probe, device) -> float:
-    """L_before for a PEFT run, on the model with the method switched off (exactly the base: the method was
-    injected already, and switching off restores the base function; trained biases are not trained yet)."""
-    gpt.to(device)
-    with disabled(gpt):
-        return lm_val_loss(gpt, probe)
+def base_measures(gpt, tok, preset: str | None, reserve: int, template, template_name: str, base_print: str,
+                  device) -> tuple[list, float, list[str] | None]:
+    """(probe windows, L_before, the base's general answers — None for a preset), each computed once per base and
+    cached (module docstring). A PEFT method already in `gpt` is switched off while the base is measured. The
+    cache is only a cache: a damaged or unwritable one means measuring again."""
+    key = f"{base_print}-{preset or 'english'}-r{reserve}-v{PROBE_VERSION}"
+    windows_file = minift_home() / "probes" / f"{key}.pt"
+    facts_file = windows_file.with_name(f"{key}-{template_name}.json")
+    if windows_file.is_file() and facts_file.is_file():
+        try:
+            facts = load_json(facts_file)
+            return torch_load(windows_file), facts["before_loss"], facts["answers"]
+        except (MiniftError, KeyError):
+            pass
+    probe = pretraining_batches(tok, preset, reserve)
+    with disabled(gpt.to(device)):
+        before = lm_val_loss(gpt, probe)
+        answers = None if preset is not None else general_answers(gpt, tok, template, reserve)
+    try:
+        make_dir(windows_file.parent)
+        torch_save_atomic(probe, windows_file)
+        save_json(facts_file, {"before_loss": before, "answers": answers})
+    except (OSError, MiniftError):
+        pass
+    return probe, before, answers
 
 
 def lm_val_loss(model, batches: list) -> float:

@@ -55,6 +55,7 @@ class ResultRecord:
     world_size: int                   # processes under torchrun (1 otherwise)
     data: dict                        # what the encoded training data held (examples, truncations, ...)
     max_new_tokens: int               # the generation budget used for scoring (0 for classification)
+    threads: int | None = None        # torch intra-op threads of the run's process (None in older records)
     warnings: list = field(default_factory=list)  # what visibly went wrong (too few steps, divergence, forgetting)
     samples: list = field(default_factory=list)  # a few (input, prediction, reference) triples to eyeball
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -67,7 +68,7 @@ class ResultRecord:
     def from_dict(cls, d: dict) -> "ResultRecord":
         known = {f.name for f in fields(cls)}
         missing = sorted(f.name for f in fields(cls) if f.name not in d and f.name not in
-                         ("samples", "created", "schema_version", "warnings"))
+                         ("samples", "created", "schema_version", "warnings", "threads"))
         if missing:
             raise CheckpointError(f"this results record lacks {missing}; it was written by another version of "
                                   "minift: run the fine-tuning again")

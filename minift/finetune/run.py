@@ -41,8 +41,7 @@ from minift.finetune.classify import (Classifier, bow_logreg_baseline, classify_
                                       encode_labelled, majority_baseline, save_head)
 from minift.finetune.config import DEFAULT_EPOCHS, MIN_DEFAULT_STEPS, TOO_FEW_STEPS, FinetuneConfig
 from minift.finetune.evaluation import context_reserve, evaluate_task, max_new_tokens_for
-from minift.finetune.forgetting import (base_general_answers, base_lm_loss, forgetting, general_answers,
-                                       lm_val_loss, pretraining_batches)
+from minift.finetune.forgetting import base_measures, forgetting, general_answers, lm_val_loss
 from minift.finetune.record import ResultRecord
 from minift.finetune.sft import encode_dataset, sft_collate, sft_loss_fn
 from minift.finetune.templates import get_template, resolve_template_name
@@ -55,13 +54,14 @@ from minift.training.batches import epoch_batches
 from minift.training.checkpoints import TRAINING_FILES
 from minift.training.config import TrainConfig
 from minift.training.costs import optimizer_state_bytes, path_bytes, peak_memory_mb, reset_peak_memory
-from minift.training.device import describe_device, pick_device, seed_everything
+from minift.training.device import (describe_device, pick_device, resolve_precision, seed_everything,
+                                    use_threads)
 from minift.training.loop import load_best, train
 from minift.training.optim import param_groups as default_param_groups
 
 FORMAT = "minift-finetune-1"
 # may change between a run and its resume: they do not decide what the finished steps saw
-RESUMABLE_CHANGES = {"device", "n_eval", "max_steps", "epochs", "patience", "eval_every"}
+RESUMABLE_CHANGES = {"device", "threads", "n_eval", "max_steps", "epochs", "patience", "eval_every"}
 # every file a run writes, and all that --force may replace (a full run's model/ is a model directory)
 RUN_FILES = ("finetune.json", "results.json", "adapter.pt", "head.pt", *(f"model/{n}" for n in MODEL_FILES),
              *TRAINING_FILES)
@@ -146,7 +146,8 @@ def train_config(config: FinetuneConfig, batches_per_epoch: int, progress: bool,
     warmup = min(steps, config.warmup if config.warmup is not None else steps // 20)
     return TrainConfig(max_steps=steps, grad_accum=config.grad_accum, lr=config.resolved_lr, warmup_steps=warmup,
                        weight_decay=config.weight_decay, eval_every=eval_every, log_every=min(10, eval_every),
-                       patience=config.patience, seed=config.seed, device=config.device, progress=progress,
+                       patience=config.patience, seed=config.seed, device=config.device, dtype=config.dtype,
+                       progress=progress,
                        desc=f"finetune {config.method}")
 
 
@@ -158,7 +159,9 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
     torchrun: on rank 0; the other ranks return None once training is done)."""
     t_start = time.perf_counter()
     out = Path(out_dir)
+    use_threads(config.threads)
     device = distributed.init_from_env(pick_device(config.device))  # torchrun: this rank's device
+    resolve_precision(device, config.dtype)  # bf16 where it cannot run fails here, before anything is loaded
     rank, world = distributed.world()
     # everything that can be checked cheaply is checked before the base is loaded (or pretrained, minutes)
     check_out_dir(out, RUN_FILES, force=force, resume=resume)
@@ -179,11 +182,9 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
     base_print = fingerprint(gpt)
     model, cfg = build_model(config, gpt, tok, td)
     if rank == 0:  # the forgetting probe, the scores and every file: rank 0's alone
-        probe = pretraining_batches(tok, preset, context_reserve(model))
-        before = lm_val_loss(gpt.to(device), probe) if cfg is None else base_lm_loss(gpt, probe, device)
-        # a real model (no preset): also its greedy answers to general questions, compared after training
-        answers_before = None if preset is not None else base_general_answers(gpt, tok, template,
-                                                                              context_reserve(model))
+        # the base's side of the forgetting probe (a real model: also its answers to general questions), cached
+        probe, before, answers_before = base_measures(gpt, tok, preset, context_reserve(model), template,
+                                                      template_name, base_print, device)
         max_new = max_new_tokens_for(tok, td.splits["train"], gpt.config.block_size) if td.kind != "labelled" else 0
         save_json(out / "finetune.json", {
             "format": FORMAT, "config": config.to_dict(), "kind": td.kind, "labels": td.labels, "preset": preset,
@@ -234,7 +235,8 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
         train_seconds=result.elapsed_s, wall_seconds=time.perf_counter() - t_start,
         tokens_per_s=result.tokens_per_s, peak_memory_mb=peak_memory_mb(device),
         peak_memory_kind="cuda_allocated" if device.type == "cuda" else "process_rss",
-        device=describe_device(device) + (f" × {world} processes (DDP)" if world > 1 else ""), world_size=world,
+        device=describe_device(device, config.dtype) + (f" × {world} processes (DDP)" if world > 1 else ""),
+        world_size=world, threads=use_threads(None),
         data=data_stats, max_new_tokens=max_new, warnings=notes, samples=samples)
     record.save(out / "results.json")
     return record.to_dict()

@@ -196,6 +196,9 @@ def sft_loss_fn(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     The training loop divides by the N of the whole accumulated batch (docs/training.md, "Exact gradient
     accumulation"). N is a 0-d integer tensor (int(N) reads it), so that on a GPU the loop synchronises once per
     step, not once per micro-batch.
+    The LM head and the cross-entropy run on the supervised positions only (`GPT.forward(positions=...)`): the
+    loss and its gradients are those of the whole (B, T, V) logits with −100 ignored (a test checks it in
+    float64), without computing the logits nobody reads.
     The attention mask is not passed: with right padding every pad lies after every real token, so causal
     attention already hides the pads and real positions are 0, 1, … either way (a test checks the loss is
     identical with the mask), and the model keeps its fastest causal kernel. The sum (not the mean) is what
@@ -204,10 +207,11 @@ def sft_loss_fn(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     ids, targets = batch[0], batch[1]
     device = _device_of(model)
     ids, targets = ids.to(device), targets.to(device)
-    logits, _ = model(ids)
-    loss_sum = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
-                               ignore_index=IGNORE_INDEX, reduction="sum")
-    return loss_sum, (targets != IGNORE_INDEX).sum()
+    supervised = targets != IGNORE_INDEX  # (B, T): the only positions whose logits the loss reads
+    logits, _ = model(ids, positions=supervised)  # (N, V): the LM head runs on those N positions only
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 up to float32; float64 stays
+    loss_sum = F.cross_entropy(logits, targets[supervised], reduction="sum")
+    return loss_sum, supervised.sum()
 
 
 def _prompt_ids(tok, prompt, template: PromptTemplate | None) -> list[int]:

@@ -156,18 +156,43 @@ class KVCache:
     """Keys and values of the tokens seen so far, one (B, H, S, d_h) pair per layer, so generating a token costs one
     position of compute instead of re-running the whole prefix.
 
-    `key_mask` (B, S) marks real tokens (False on left padding); None means all real.
+    Written in place: each layer's buffer is allocated once, (B, H, capacity, d_h), and a step writes its keys into
+    the next free slots, k_buf[:, :, S:S+t] = k, returning the views k_buf[:, :, :S+t]. Appending with torch.cat
+    instead copies all S cached rows every step, O(n²) bytes moved for n tokens. `capacity` (the most tokens the
+    cache will hold: prompt + new tokens, at most the context) sizes the buffers; None, or a sequence that outgrows
+    it, doubles the buffer when needed (amortised O(1) per token). `key_mask` (B, S) marks real tokens (False on
+    left padding); None means all real.
     """
 
-    def __init__(self, n_layer: int):
-        self.keys: list = [None] * n_layer
-        self.values: list = [None] * n_layer
+    def __init__(self, n_layer: int, capacity: int | None = None):
+        self._k: list = [None] * n_layer
+        self._v: list = [None] * n_layer
+        self._len = [0] * n_layer
+        self.capacity = capacity
         self.n_tokens = 0
         self.key_mask: torch.Tensor | None = None
 
+    @property
+    def keys(self) -> list:
+        """Per layer, the cached keys (B, H, S, d_h) (views of the buffers), or None before the first token."""
+        return [None if k is None else k[:, :, :n] for k, n in zip(self._k, self._len)]
+
+    @property
+    def values(self) -> list:
+        return [None if v is None else v[:, :, :n] for v, n in zip(self._v, self._len)]
+
     def update(self, layer: int, k, v):
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
+        """Write this step's keys and values (B, H, t, d_h) after the cached ones; return all of them as views."""
+        n, t = self._len[layer], k.size(2)
+        buf = self._k[layer]
+        if buf is None or n + t > buf.size(2) or buf.dtype != k.dtype:
+            size = max(n + t, self.capacity or 0, 2 * n)
+            new_k = k.new_empty(k.size(0), k.size(1), size, k.size(3))
+            new_v = v.new_empty(v.size(0), v.size(1), size, v.size(3))
+            if buf is not None:
+                new_k[:, :, :n], new_v[:, :, :n] = buf[:, :, :n], self._v[layer][:, :, :n]
+            self._k[layer], self._v[layer] = new_k, new_v
+        self._k[layer][:, :, n:n + t] = k
+        self._v[layer][:, :, n:n + t] = v
+        self._len[layer] = n + t
+        return self._k[layer][:, :, :n + t], self._v[layer][:, :, :n + t]

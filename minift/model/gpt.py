@@ -174,6 +174,9 @@ class GPT(nn.Module):
         return self.tok_emb.weight.device
 
     def _check_ids(self, idx: torch.Tensor, past: int) -> None:
+        """Shape, dtype and length always (cheap: Python integers); the ids' range only for a sequence's first call
+        (past = 0): reading idx.min() and idx.max() waits for the device, twice per call, and during generation
+        every later id is the model's own argmax or sample, inside the vocabulary by construction."""
         if idx.dim() != 2:
             raise InputError(f"expected token ids of shape (batch, time), got shape {tuple(idx.shape)}")
         if idx.dtype not in (torch.long, torch.int, torch.int32, torch.int16, torch.uint8):
@@ -184,7 +187,7 @@ class GPT(nn.Module):
                 f"sequence of length {past + t} is longer than the model's context (block_size="
                 f"{self.config.block_size}); truncate the input to {self.config.block_size} tokens"
             )
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
+        if past == 0 and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
             bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
             raise InputError(
                 f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size}); "
@@ -239,6 +242,10 @@ class GPT(nn.Module):
         keys = new if old is None else torch.cat([old, new], dim=1)  # (B, S) real-token flags
         if cache is not None:
             cache.key_mask = keys
+        if t == 1 and past > 0:  # one decoding step: its position is the count of real tokens before it, and a
+            # single newest query is causally allowed every key, so the mask is just the real-token flags
+            pos = (keys[:, :past].long().sum(1, keepdim=True) - 1 + new.long()).clamp(min=0)
+            return (keys | (torch.arange(past + 1, device=device) == past))[:, None, None, :], pos
         pos = (keys.long().cumsum(1) - 1).clamp(min=0)[:, past:]
         # query i may see key j if j is causally visible and real; it always sees itself, so that a padding
         # query still has one key and its (ignored) output stays finite instead of NaN
@@ -248,9 +255,17 @@ class GPT(nn.Module):
         mask = mask | me[None]
         return mask[:, None], pos
 
-    def forward(self, idx=None, targets=None, attention_mask=None, cache: KVCache | None = None, inputs_embeds=None):
-        """Returns (logits (B, T, V), loss). loss = mean cross-entropy over targets ≠ −100, or None without targets."""
+    def forward(self, idx=None, targets=None, attention_mask=None, cache: KVCache | None = None, inputs_embeds=None,
+                positions=None):
+        """Returns (logits (B, T, V), loss). loss = mean cross-entropy over targets ≠ −100, or None without targets.
+
+        positions: a bool (B, T) mask of the positions whose logits are wanted; then logits is (N, V) for its N
+        True positions (row-major order) and targets, if given, must be the matching (N,) vector. The LM head is
+        the largest matrix product of a small model (d × V per position), and a fine-tuning loss needs it only
+        where a label is supervised (10–25 % of an instruction batch's positions): same loss, less work."""
         h = self.hidden(idx, attention_mask, cache, inputs_embeds)
+        if positions is not None:
+            h = h[positions]  # (N, d)
         logits = self.lm_head(h)
         loss = None
         if targets is not None:
@@ -283,8 +298,8 @@ class GPT(nn.Module):
         cache, feed = None, idx
         for _ in range(max_new_tokens):
             if use_cache and idx.size(1) <= bs:
-                if cache is None:
-                    cache = KVCache(self.config.n_layer)
+                if cache is None:  # room for the prompt and every new token, written in place
+                    cache = KVCache(self.config.n_layer, capacity=min(bs, idx.size(1) + max_new_tokens))
                     logits, _ = self(feed, attention_mask=mask, cache=cache)
                 else:
                     step_mask = None if mask is None else mask[:, -1:]

@@ -30,6 +30,7 @@ class TrainConfig:
     patience: int | None = None  # stop after this many evaluations without a new best validation loss
     seed: int = 0
     device: str = "auto"
+    dtype: str = "auto"          # precision of the forward pass: auto (bf16 on a capable GPU), fp32 or bf16
     save_checkpoints: bool = True
     progress: bool = True
     desc: str = "train"
@@ -56,6 +57,7 @@ class TrainConfig:
         need(self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
              f"patience must be None or an integer ≥ 1, got {self.patience!r}")
         need(isinstance(self.seed, int), f"seed must be an integer, got {self.seed!r}")
+        need(self.dtype in ("auto", "fp32", "bf16"), f"dtype must be auto, fp32 or bf16, got {self.dtype!r}")
 
     @property
     def floor_lr(self) -> float:

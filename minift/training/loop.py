@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from minift.training import distributed
 from minift.training import checkpoints as ckpt
-from minift.training.device import autocast_context, pick_device
+from minift.training.device import autocast_context, pick_device, resolve_precision
 from minift.errors import ConfigError, InputError
 from minift.training.config import TrainConfig
 from minift.training.optim import AdamW, clip_grad_norm, cosine_lr
@@ -106,12 +106,12 @@ def _device_of(model: torch.nn.Module) -> torch.device:
 
 
 def accumulate_gradients(model: torch.nn.Module, loss_fn: LossFn, batches, device: torch.device | None = None,
-                         params=None) -> tuple[float, int, int]:
+                         params=None, precision: str = "auto") -> tuple[float, int, int]:
     """Forward + backward each micro-batch's *summed* loss, then divide every gradient by N = Σ n_k.
 
     Afterwards p.grad = ∇_p (1/N)·Σ_i ℓ_i, the gradient of the token mean over all micro-batches together.
     Expects the gradients to be None (or zero) on entry. `params`: the tensors whose grads are divided (default:
-    the model's). Returns (token-mean loss Σ S_k / N as a float, N, input positions processed); N = 0 gives
+    the model's). precision: the forward pass's (device.resolve_precision). Returns (token-mean loss Σ S_k / N as a float, N, input positions processed); N = 0 gives
     (0.0, 0, positions) and leaves the grads unscaled (the caller skips the step). A non-finite loss is returned
     as is for the caller to report.
     With `model` wrapped by `distributed.wrap` (W > 1 ranks), N and Σ S are summed over all ranks' micro-batches
@@ -121,7 +121,7 @@ def accumulate_gradients(model: torch.nn.Module, loss_fn: LossFn, batches, devic
     sums, n_total = [], 0
     for k, batch in enumerate(batches):
         with distributed.no_sync_unless(model, last=k == len(batches) - 1):  # DDP: all-reduce once, at the end
-            with autocast_context(device):
+            with autocast_context(device, precision):
                 loss_sum, n = loss_fn(model, move_to(batch, device))
             if loss_sum.requires_grad:  # backward outside autocast, as PyTorch recommends
                 loss_sum.backward()
@@ -143,7 +143,7 @@ def accumulate_gradients(model: torch.nn.Module, loss_fn: LossFn, batches, devic
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loss_fn: LossFn, batches, device: torch.device | None = None,
-             shard: bool = False) -> float:
+             shard: bool = False, precision: str = "auto") -> float:
     """Token-weighted mean loss Σ S_b / Σ n_b over all `batches`, in eval mode (no dropout), without gradients.
     The model's train/eval mode is restored afterwards. shard=True under torchrun: rank r evaluates batches
     r, r + W, … and the sums are all-reduced, so every rank returns the same loss (one process: all batches)."""
@@ -154,7 +154,7 @@ def evaluate(model: torch.nn.Module, loss_fn: LossFn, batches, device: torch.dev
     try:
         total, n_total = 0.0, 0
         for batch in itertools.islice(batches, rank, None, world):
-            with autocast_context(device):
+            with autocast_context(device, precision):
                 loss_sum, n = loss_fn(model, move_to(batch, device))
             total, n_total = total + float(loss_sum), n_total + int(n)
     finally:
@@ -193,7 +193,8 @@ def train(model: torch.nn.Module, loss_fn: LossFn, train_batches: Callable[[int]
             for g in opt.param_groups:  # a group may scale the schedule (e.g. LoRA+ gives B a larger lr)
                 g["lr"] = lr * g.get("lr_scale", 1.0)
             micro = [train_batches((st.step * K + k) * world + rank) for k in range(K)]  # W = 1: step·K + k
-            loss, n, tokens = accumulate_gradients(net, loss_fn, micro, run.device, run.params)  # global loss, N
+            loss, n, tokens = accumulate_gradients(net, loss_fn, micro, run.device, run.params,
+                                                   config.dtype)  # global loss, N
             st.step += 1
             if n == 0:  # nothing supervised: no gradient to follow; never divide by zero
                 run.skip_step()
@@ -221,6 +222,7 @@ class _Run:
 
     def __init__(self, model, config: TrainConfig, val_batches, param_groups, out_dir, resume: bool):
         self.device = distributed.init_from_env(pick_device(config.device))  # torchrun: this rank's GPU
+        resolve_precision(self.device, config.dtype)  # bf16 where it cannot run: a clear error before any step
         self.rank, self.world = distributed.world()  # (0, 1) in one process
         model.to(self.device)
         seed_everything(config.seed + self.rank)  # each rank its own dropout stream (nanoGPT); rank 0 = one process
@@ -284,7 +286,8 @@ class _Run:
         st, config = self.state, self.config
         if self.val_batches is not None:
             with ckpt.rng_preserved():  # evaluation must not move the training RNG stream
-                val = evaluate(self.model, loss_fn, self.val_batches, self.device, shard=True)
+                val = evaluate(self.model, loss_fn, self.val_batches, self.device, shard=True,
+                               precision=self.config.dtype)
             self.log({"step": st.step, "val_loss": val})
             if st.best_val is None or val < st.best_val:
                 st.best_val, st.best_step, st.bad_evals = val, st.step, 0

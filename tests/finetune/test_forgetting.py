@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from minift.data import english
-from minift.finetune.forgetting import base_general_answers, forgetting, general_answers, greedy_same
+from minift.finetune.forgetting import forgetting, general_answers, greedy_same
 from minift.finetune.templates import CHATML
-from minift.peft import LoRAConfig, apply_method
+from minift.peft import LoRAConfig, apply_method, disabled
 from helpers import make_model, randomise_B
 
 
@@ -28,7 +28,8 @@ def test_an_untouched_adapter_keeps_every_answer_and_a_changed_one_does_not(chat
     gpt = make_model(vocab_size=tok.vocab_size, block_size=128, sharpen=True)
     plain = general_answers(gpt, tok, CHATML)
     apply_method(gpt, LoRAConfig(r=4, targets="all-linear"))
-    assert base_general_answers(gpt, tok, CHATML) == plain  # switched off: the base
+    with disabled(gpt):
+        assert general_answers(gpt, tok, CHATML) == plain  # switched off: the base
     assert greedy_same(plain, general_answers(gpt, tok, CHATML)) == 1.0  # B = 0: the same function
     randomise_B(gpt, std=2.0)
     assert greedy_same(plain, general_answers(gpt, tok, CHATML)) < 0.5

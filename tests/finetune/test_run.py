@@ -19,7 +19,7 @@ from minift.finetune.run import build_model, finetune
 from minift.peft import METHODS, apply_method, method_config, save_adapter
 from minift.data.task_data import load_task_data
 from minift.data.tasks import export_task
-from minift.files import torch_load
+from minift.files import minift_home, torch_load
 
 RESULT_KEYS = {
     "run", "task", "method", "base", "config", "metrics", "baselines", "forgetting", "trainable_params",
@@ -207,6 +207,10 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
     assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
     assert resumed["metrics"] == whole["metrics"] and resumed["steps"] == 6
     assert resumed["val_loss"] == pytest.approx(whole["val_loss"], abs=1e-7)
+    # what resume needs is the trained tensors, their AdamW moments and the RNG states, never the frozen base
+    base_bytes = sum(t.numel() * t.element_size() for t in load_finetuned(tmp_path / "whole")[0].body.state_dict()
+                     .values())
+    assert (tmp_path / "crashed" / "last.pt").stat().st_size < 0.15 * base_bytes
 
 
 # -- user data -----------------------------------------------------------------------------------------------------
@@ -224,3 +228,24 @@ def test_user_data_shape_decides_the_kind(tmp_path):
     with pytest.raises(InputError, match="cannot be fine-tuned"):
         load_task_data(data=str(tmp_path / "plain.jsonl"))
     shutil.rmtree(tmp_path / "posts")
+
+
+def test_the_base_side_of_the_forgetting_probe_is_measured_once_per_base(tmp_path, monkeypatch):
+    """Two runs on one base: the second reads the probe's windows and L_before from the cache (keyed by the base's
+    fingerprint), and gets exactly the number the first measured; a damaged cache is measured again."""
+    import shutil
+
+    from minift.finetune import forgetting as fg
+
+    shutil.rmtree(minift_home() / "probes", ignore_errors=True)  # earlier tests measured this base already
+    calls = []
+    real = fg.pretraining_batches
+    monkeypatch.setattr(fg, "pretraining_batches", lambda *a, **k: calls.append(a) or real(*a, **k))
+    first, _ = run(tmp_path, "a", task="qa", method="lora", max_steps=2, eval_every=2)
+    second, _ = run(tmp_path, "b", task="qa", method="ia3", max_steps=2, eval_every=2)
+    assert len(calls) == 1  # the second run measured nothing of the base
+    assert first["forgetting"]["before_loss"] == second["forgetting"]["before_loss"]
+    for f in (minift_home() / "probes").glob("*.json"):
+        f.write_text("{not json", encoding="utf-8")
+    third, _ = run(tmp_path, "c", task="qa", method="lora", max_steps=2, eval_every=2)
+    assert len(calls) == 2 and third["forgetting"]["before_loss"] == first["forgetting"]["before_loss"]

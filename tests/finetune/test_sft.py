@@ -212,3 +212,48 @@ def test_mask_with_the_real_bpe_tokenizer():
         p = len(bpe.encode(ALPACA.format_prompt(ex["instruction"])))
         assert enc["labels"].count(IGNORE_INDEX) == p - 1
         assert bpe.decode(enc["labels"][p - 1:], skip_special=False) == " " + ex["output"] + bpe.eos_token
+
+
+@pytest.mark.parametrize("method", [None, "lora", "prompt", "loreft"])
+def test_the_loss_on_supervised_positions_equals_the_full_logits_loss(method):
+    """sft_loss_fn runs the LM head on the supervised positions only; its loss and every gradient equal those of the
+    whole (B, T, V) logits with −100 ignored, in float64, with or without a method (prompt tuning and ReFT replace
+    model.hidden, so the gathered path must go through it)."""
+    from minift.peft import apply_method, method_config
+    from helpers import make_model
+
+    model = make_model(vocab_size=50, block_size=32, sharpen=True).double().train()
+    if method is not None:
+        apply_method(model, method_config(method))
+        torch.manual_seed(1)
+        with torch.no_grad():  # move every trained tensor off its no-op init, so the method's path matters
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.add_(0.3 * torch.randn_like(p))
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 50, (3, 12), generator=g)
+    targets = torch.randint(0, 50, (3, 12), generator=g)
+    targets[:, :5] = IGNORE_INDEX  # prompts
+    targets[1, 9:] = IGNORE_INDEX  # padding
+    trained = [p for p in model.parameters() if p.requires_grad]
+
+    def grads(loss):
+        return torch.autograd.grad(loss, trained)
+
+    def full_loss_fn(m, b):  # the whole (B, T, V) logits, −100 ignored
+        logits, _ = m(b[0])
+        return F.cross_entropy(logits.reshape(-1, 50), b[1].reshape(-1), ignore_index=IGNORE_INDEX,
+                               reduction="sum"), None
+
+    batch = (ids, targets, torch.ones_like(ids))
+    wrap = model.peft_config.wrap_sft_loss if method else (lambda f: f)  # ReFT: the batch's prompt positions
+    loss_sum, n = wrap(sft_loss_fn)(model, batch)
+    ours = grads(loss_sum)
+    full, _ = wrap(full_loss_fn)(model, batch)
+    assert int(n) == int((targets != IGNORE_INDEX).sum())
+    assert torch.allclose(loss_sum, full, rtol=1e-12, atol=1e-12)
+    for a, b in zip(ours, grads(full)):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+    none = torch.full_like(targets, IGNORE_INDEX)
+    empty, n0 = sft_loss_fn(model, (ids, none, torch.ones_like(ids)))
+    assert float(empty.detach()) == 0.0 and int(n0) == 0 and all(float(x.abs().sum()) == 0 for x in grads(empty))

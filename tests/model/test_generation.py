@@ -130,3 +130,23 @@ def test_prefix_with_cache_padding_and_generation():
     for i, p in enumerate(PROMPTS):
         alone = model.generate(torch.tensor([p]), 10, temperature=0)
         assert out[i, padded.size(1):].tolist() == alone[0, len(p):].tolist()
+
+
+def test_the_cache_is_written_in_place_and_grows_when_it_must():
+    """A sized cache allocates each layer's buffer once (the storage never moves while tokens are appended); an
+    unsized one grows by doubling; both give exactly the keys and logits of the whole sequence."""
+    model = make_model(sharpen=True)
+    idx = torch.randint(0, 97, (2, 20), generator=torch.Generator().manual_seed(5))
+    full, _ = model(idx)
+    for capacity in (20, None):
+        cache = KVCache(model.config.n_layer, capacity=capacity)
+        pieces = [model(idx[:, :6], cache=cache)[0]]
+        where = cache.keys[0].data_ptr()
+        moved = 0
+        for t in range(6, 20):
+            pieces.append(model(idx[:, t:t + 1], cache=cache)[0])
+            moved += cache.keys[0].data_ptr() != where
+            where = cache.keys[0].data_ptr()
+        assert moved == (0 if capacity else 2)  # None: 6 → 12 → 24 slots
+        assert cache.keys[0].shape == (2, 4, 20, 8) and cache.n_tokens == 20
+        torch.testing.assert_close(torch.cat(pieces, 1), full, atol=tol(full), rtol=0)

@@ -90,7 +90,6 @@ def worker(root: Path) -> None:
     from minift.training import distributed
 
     rank = int(os.environ["RANK"])
-    torch.set_num_threads(1)
     runs = root / "runs"
     writes = audit_writes(runs)
     out = {}
@@ -166,14 +165,6 @@ def ranks(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     launch(root)
     return root, [torch.load(root / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def assert_close_weights(a: dict, b: dict, atol=1e-10):

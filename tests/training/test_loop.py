@@ -26,16 +26,6 @@ from minift.files import read_jsonl, torch_load
 VOCAB, BLOCK = 64, 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Models this small run fastest on one thread; with several, OpenMP threads of parallel test processes
-    fight over the cores and a step can take 20x longer."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_gpt(seed=0, dropout=0.0, dtype=torch.float32):
     torch.manual_seed(seed)
     return GPT(GPTConfig(vocab_size=VOCAB, block_size=BLOCK, n_layer=2, n_head=2, d_model=32,
@@ -380,3 +370,48 @@ def test_metrics_records_are_json_lines(tmp_path):
     assert json.loads(lines[0])["lr"] == cosine_lr(1, 1e-2, 2, 4, 1e-3) == pytest.approx(1e-2 * 2 / 3)
     assert {"val_loss"} == set(json.loads(lines[1])) - {"step"}
     assert (tmp_path / "best.pt").is_file() and (tmp_path / "loss.png").is_file()
+
+
+def test_precision_bf16_on_a_cpu_only_where_it_pays(monkeypatch):
+    from minift.training import device as dev
+
+    cpu = torch.device("cpu")
+    assert dev.resolve_precision(cpu, "auto") == "fp32" and dev.resolve_precision(cpu, "fp32") == "fp32"
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="no bf16 instructions"):
+        dev.resolve_precision(cpu, "bf16")
+    with pytest.raises(ConfigError, match="precision"):
+        dev.resolve_precision(cpu, "fp16")
+    with pytest.raises(ConfigError, match="dtype"):
+        TrainConfig(max_steps=1, dtype="fp16")
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: True)
+    assert dev.resolve_precision(cpu, "bf16") == "bf16" and "bf16 autocast" in dev.describe_device(cpu, "bf16")
+    with dev.autocast_context(cpu, "bf16"):
+        assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_a_bf16_step_on_a_cpu_tracks_the_fp32_step(monkeypatch):
+    """bf16 autocast rounds the matmuls to about 3 significant digits; the weights, gradients and AdamW state stay
+    float32, so a few steps later the loss is the float32 loss to within a percent."""
+    from minift.training import device as dev
+
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: True)  # correctness only: speed needs the instructions
+    losses = {}
+    batches, _ = lm_data()
+    for dtype in ("fp32", "bf16"):
+        model = tiny_gpt()
+        res = train(model, lm_loss_fn, batches, quiet(max_steps=5, lr=1e-2, dtype=dtype, log_every=1))
+        losses[dtype] = res.final_train_loss
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=1e-2)
+    assert losses["bf16"] != losses["fp32"]  # it did run in bf16
+
+
+def test_threads_are_set_once_and_checked():
+    from minift.training.device import use_threads
+
+    assert use_threads(None) == torch.get_num_threads()
+    assert use_threads(torch.get_num_threads()) == torch.get_num_threads()  # the same count: nothing to do
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="threads"):
+            use_threads(bad)
