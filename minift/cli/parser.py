@@ -18,17 +18,14 @@ Data-parallel training: `torchrun --nproc_per_node 2 -m minift pretrain|finetune
 (minift/training/distributed.py). Rank 0 prints and writes; a rank other than 0 prints only its errors, tagged
 "(rank r)".
 
-This file is the parser (every subcommand, option and default); what each subcommand does is in commands.py. The
-parser reads only pure-data modules (tasks, templates, presets, the configs' defaults), so `minift --help` and every
-subcommand's `--help` answer without importing torch; a test keeps it so.
+This file is the parser (every subcommand, option and default; the value types are in arguments.py); what each
+subcommand does is in commands.py. The parser reads only pure-data modules (tasks, templates, presets, the configs'
+defaults), so `minift --help` and every subcommand's `--help` answer without importing torch; a test keeps it so.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import re
 import sys
 
 from dataclasses import fields
@@ -36,6 +33,8 @@ from dataclasses import fields
 from minift import __version__
 from minift.base.download import DOWNLOADS
 from minift.base.presets import PRESETS
+from minift.cli.arguments import (_Formatter, _Parser, _int_list, _key_value, _non_negative_float,
+                                  _non_negative_int, _positive_float, _positive_int, _sub)
 from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_data_show, cmd_eval, cmd_finetune, cmd_merge,
                                  cmd_methods, cmd_pretrain)
 from minift.cli.generate import cmd_generate
@@ -46,81 +45,6 @@ from minift.finetune.config import DEFAULT_EPOCHS, FinetuneConfig
 from minift.finetune.templates import TEMPLATES
 
 FINETUNE_DEFAULTS = {f.name: f.default for f in fields(FinetuneConfig)}  # one source for the defaults shown
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, reading "-1e-3" as a (negative) number, not as an unknown option: `--lr -1e-3` should say that a
-    learning rate must be > 0, not "expected one argument". Subcommand parsers are made of this class too."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$", re.I)
-
-    def error(self, message: str):
-        """A usage error in one line (argparse prints the whole usage first), exit status 2 as argparse's."""
-        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
-
-
-def _number(text: str, kind: type, minimum: float, strict: bool = False):
-    """Parse `text` as `kind` (int or float) and require ≥ minimum (> minimum with strict); argparse turns the
-    ArgumentTypeError into a one-line usage error."""
-    try:
-        value = kind(text)
-    except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    if value < minimum or (strict and value == minimum):
-        raise argparse.ArgumentTypeError(f"expected a number {'>' if strict else '≥'} {minimum}, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _number(text, int, 1)
-
-
-def _non_negative_int(text: str) -> int:
-    return _number(text, int, 0)
-
-
-def _non_negative_float(text: str) -> float:
-    return _number(text, float, 0)
-
-
-def _positive_float(text: str) -> float:
-    return _number(text, float, 0, strict=True)
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected block indices separated by commas, e.g. 0,1, got {text!r}") \
-            from None
-
-
-def _key_value(text: str) -> tuple[str, object]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. dropout=0.1, got {text!r}")
-    try:
-        return key, json.loads(raw)  # numbers, true/false, lists; anything else is a string
-    except json.JSONDecodeError:
-        return key, raw
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows "(default: X)" after an option's help, except where there is no default worth showing (None, off)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
-def _sub(sub, name: str, help: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=help, formatter_class=_Formatter)
 
 
 def _finetune_parser(sub) -> None:
