@@ -23,13 +23,8 @@ import time
 import torch
 
 import bench_common as bc
-from minift.base.cache import resolve_base
-from minift.data.task_data import load_task_data
-from minift.finetune.sft import encode_dataset, sft_collate, sft_loss_fn
-from minift.finetune.templates import get_template, resolve_template_name
-from minift.peft import apply_method, method_config
+from minift.finetune.sft import sft_loss_fn
 from minift.training.device import autocast_context, cpu_has_bf16
-from minift.training.optim import AdamW, param_groups
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,15 +44,7 @@ def main(argv=None) -> None:
         raise SystemExit("this CPU has no bf16 instructions (AVX512-BF16 or AMX): bf16 would only be emulated")
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, tok, _ = resolve_base(args.base, progress=False)
-    if args.method != "full":
-        apply_method(model, method_config(args.method))
-    model.train()
-    template = get_template(resolve_template_name("auto", model.config.block_size, tok))
-    enc, _ = encode_dataset(tok, load_task_data(args.task).splits["train"][:args.batch_size], template,
-                            model.config.block_size)
-    batch = sft_collate(tok.pad_id)(enc)
-    opt = AdamW(param_groups(model, 0.0), lr=0.0)  # lr 0: every step sees the same weights
+    model, batch, opt = bc.sft_setup(args.base, args.task, args.method, args.batch_size)
     cpu = torch.device("cpu")
 
     def step(precision: str) -> float:

@@ -158,6 +158,30 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, 
     return 2 * n ** 3 / t.median_s
 
 
+# -- a fine-tuning step to time ---------------------------------------------------------------------------------
+
+def sft_setup(base: str, task: str, method: str, batch_size: int):
+    """(model in train mode, one SFT batch, an AdamW at lr 0) for timing a fine-tuning step: the base with the
+    method applied ("full": none), the first batch_size training examples of the task laid out by the base's auto
+    template, and an optimizer whose steps cost what real ones do but leave the weights where they are (so every
+    timed step does the same work)."""
+    from minift.base.cache import resolve_base
+    from minift.data.task_data import load_task_data
+    from minift.finetune.sft import encode_dataset, sft_collate
+    from minift.finetune.templates import get_template, resolve_template_name
+    from minift.peft import apply_method, method_config
+    from minift.training.optim import AdamW, param_groups
+
+    model, tok, _ = resolve_base(base, progress=False)
+    if method != "full":
+        apply_method(model, method_config(method))
+    model.train()
+    template = get_template(resolve_template_name("auto", model.config.block_size, tok))
+    enc, _ = encode_dataset(tok, load_task_data(task).splits["train"][:batch_size], template,
+                            model.config.block_size)
+    return model, sft_collate(tok.pad_id)(enc), AdamW(param_groups(model, 0.0), lr=0.0)
+
+
 # -- memory ---------------------------------------------------------------------------------------------------
 
 def peak_rss_mb() -> float:

@@ -28,13 +28,8 @@ import torch
 import torch.nn.functional as F
 
 import bench_common as bc
-from minift.base.cache import resolve_base
-from minift.data.task_data import load_task_data
-from minift.finetune.sft import encode_dataset, sft_collate, sft_loss_fn
-from minift.finetune.templates import get_template, resolve_template_name
+from minift.finetune.sft import sft_loss_fn
 from minift.model.gpt import IGNORE_INDEX
-from minift.peft import apply_method, method_config
-from minift.training.optim import AdamW, param_groups
 
 
 def full_loss_fn(model, batch):
@@ -60,16 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    model, tok, _ = resolve_base(args.base, progress=False)
-    if args.method != "full":
-        apply_method(model, method_config(args.method))
-    model.train()
-    template = get_template(resolve_template_name("auto", model.config.block_size, tok))
-    enc, _ = encode_dataset(tok, load_task_data(args.task).splits["train"][:args.batch_size], template,
-                            model.config.block_size)
-    batch = sft_collate(tok.pad_id)(enc)
+    model, batch, opt = bc.sft_setup(args.base, args.task, args.method, args.batch_size)
     share = float((batch[1] != IGNORE_INDEX).float().mean())
-    opt = AdamW(param_groups(model, 0.0), lr=0.0)  # lr 0: the weights stay put, every step does the same work
 
     def step(loss_fn):
         loss, n = loss_fn(model, batch)
