@@ -24,8 +24,6 @@ from __future__ import annotations
 import functools
 import math
 
-import torch
-
 from minift.base.presets import get_preset
 from minift.base.pretrain import encode_documents, fixed_windows
 from minift.data import english
@@ -64,15 +62,11 @@ def greedy_same(before: list[str], after: list[str]) -> float:
     return sum(b.strip() == a.strip() for b, a in zip(before, after)) / len(before)
 
 
-@torch.no_grad()
 def general_answers(gpt, tok, template, reserve: int = 0) -> list[str]:
     """Greedy answers (GREEDY_TOKENS new tokens at most) to english.PROMPTS through the run's template (ChatML for
-    a chat model), in one batch, with whatever method the model carries."""
-    was_training = gpt.training
-    gpt.eval()
-    answers = generate_batch(gpt, tok, list(english.PROMPTS), GREEDY_TOKENS, template, reserve=reserve)
-    gpt.train(was_training)
-    return answers
+    a chat model), in one batch, with whatever method the model carries (generation runs in eval mode, without
+    gradients, and restores the model's mode)."""
+    return generate_batch(gpt, tok, list(english.PROMPTS), GREEDY_TOKENS, template, reserve=reserve)
 
 
 @functools.lru_cache(maxsize=4)
