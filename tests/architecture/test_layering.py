@@ -1,7 +1,7 @@
 """The package layering, read from the source with `ast` (no imports run), so that it fails with the import named.
 
     foundation (minift/__init__, errors, files, lazy, tables)
-      ← data ← model ← training ← base, peft ← finetune ← compare ← cli ← __main__
+      ← data ← model ← training, quant ← base, peft ← finetune ← compare ← cli ← __main__
 
 A module may import from its own package and from packages on its left, never from one on its right or beside it
 (base and peft do not import each other). Nothing imports the cli. The model imports no file formats (reading and
@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "minift"
 FOUNDATION = {"minift", "minift.errors", "minift.files", "minift.lazy", "minift.tables"}
-RANK = {"data": 1, "model": 2, "training": 3, "base": 4, "peft": 4, "finetune": 5, "compare": 7, "cli": 8,
+RANK = {"data": 1, "model": 2, "training": 3, "quant": 3, "base": 4, "peft": 4, "finetune": 5, "compare": 7, "cli": 8,
         "__main__": 9}
 # weight-file formats and the package that reads them (the tokenizer's own JSON files are not weights)
 FILE_FORMATS = {"pickle", "struct", "safetensors", "gguf", "numpy", "minift.base"}
