@@ -17,7 +17,8 @@ from minift.errors import ConfigError
 
 # method option flags: flag name → the MethodConfig field it sets (the first one the method has)
 METHOD_FLAGS = {"rank": ("r", "rank"), "alpha": ("alpha",), "targets": ("targets",), "layers": ("layers",),
-                "positions": ("positions",), "n_virtual": ("n_virtual",), "reduction_factor": ("reduction_factor",)}
+                "positions": ("positions",), "n_virtual": ("n_virtual",), "reduction_factor": ("reduction_factor",),
+                "quant_type": ("quant_type",), "block_size": ("block_size",), "double_quant": ("double_quant",)}
 
 def cmd_pretrain(args) -> int:
     if args.out is None:
@@ -190,11 +191,25 @@ def cmd_merge(args) -> int:
     if not METHODS[method].mergeable:
         raise ConfigError(f"method {method!r} cannot be merged: {METHODS[method].why_not_mergeable}; "
                           "load the run directory itself (base + adapter) instead")
+    targets = METHODS[method].merge_targets
+    if targets and args.into is None:
+        raise ConfigError(f"a {method} adapter was trained against a quantised base, so say where its update goes: "
+                          f"--into {'|'.join(targets)} (`minift merge --help` explains the trade-off)")
+    if args.into is not None and args.into not in targets:
+        raise ConfigError(f"--into applies to a run whose base was quantised (qlora), not to method {method!r}")
     model, tok, config = load_finetuned(run, allow_other_base=args.allow_other_base)
     out = prepare_out_dir(args.out, owned, force=args.force)
     gpt = gpt_of(model)
-    merge_and_unload(gpt)
-    info = {"preset": meta["preset"], "merged_from": run.name, "method": method}
+    if targets:
+        from minift.base.cache import resolve_base
+        from minift.peft import merge_qlora
+
+        original = resolve_base(config.base, progress=False)[0].state_dict() if args.into == "original" else None
+        merge_qlora(gpt, args.into, original)
+    else:
+        merge_and_unload(gpt)
+    info = {"preset": meta["preset"], "merged_from": run.name, "method": method,
+            **({"merged_into": args.into} if targets else {})}
     if meta["kind"] == "instruction":
         info["template"] = config.template  # so `minift generate OUT` applies it by default
     save_model_dir(out, gpt.cpu(), tok, **info)

@@ -55,7 +55,7 @@ def _finetune_parser(sub) -> None:
     what.add_argument("--data", help="your own JSONL/CSV: {text, label} → classification, "
                                      "{instruction, input, output} → instruction tuning")
     s.add_argument("--base", default=d["base"], help=f"a preset ({', '.join(PRESETS)}) or a model directory")
-    s.add_argument("--method", default=d["method"], help="full, or a PEFT method: lora, dora, ia3, adapters, "
+    s.add_argument("--method", default=d["method"], help="full, or a PEFT method: lora, dora, qlora, ia3, adapters, "
                                                         "prefix, prompt, ReFT (`minift methods` lists them all)")
     s.add_argument("--out", required=True, help="run directory")
     steps = s.add_mutually_exclusive_group()
@@ -98,6 +98,12 @@ def _finetune_parser(sub) -> None:
     m.add_argument("--positions", default=None, help="loreft, direft: prompt positions, e.g. f3+l3, f5, l1")
     m.add_argument("--n-virtual", type=_positive_int, default=None, help="prefix, prompt: virtual tokens")
     m.add_argument("--reduction-factor", type=_positive_int, default=None, help="adapters: bottleneck d/factor")
+    m.add_argument("--quant-type", choices=("nf4", "fp4", "int4"), default=None,
+                   help="qlora: the base's 4-bit data type (default nf4)")
+    m.add_argument("--block-size", type=_positive_int, default=None,
+                   help="qlora: weights per quantisation block, a power of two from 32 to 4096 (default 64)")
+    m.add_argument("--no-double-quant", dest="double_quant", action="store_const", const=False, default=None,
+                   help="qlora: keep the block constants in float32 (4.5 bits per weight instead of 4.127)")
     m.add_argument("--opt", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="any other method option, e.g. --opt dropout=0.1 --opt rslora=true (repeatable)")
     s.add_argument("--force", action="store_true", help="overwrite an existing run directory")
@@ -211,9 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     _compute_args(s, dtype=False)
     s.set_defaults(func=cmd_eval)
 
-    s = _sub(sub, "merge", "fold a LoRA / DoRA / (IA)³ run into the base weights: a plain model directory")
-    s.add_argument("run_dir", help="a run directory (from `minift finetune --method lora|dora|ia3`)")
+    s = _sub(sub, "merge", "fold a LoRA / DoRA / (IA)³ / QLoRA run into the base weights: a plain model directory")
+    s.add_argument("run_dir", help="a run directory (from `minift finetune --method lora|dora|ia3|qlora`)")
     s.add_argument("--out", required=True, help="output model directory")
+    s.add_argument("--into", choices=("dequantized", "original", "requantized"), default=None,
+                   help="qlora runs only, and required for them: the adapter was trained against the 4-bit base, so "
+                        "no merge is free. dequantized: W4 dequantised + update, the model that was scored, saved in "
+                        "float (the 4-bit saving is gone); original: the unquantised base + update, outputs drift "
+                        "by the quantisation error the adapter had learned to correct; requantized: back to 4 bits, "
+                        "small updates round away (docs/quantization.md measures all three)")
     s.add_argument("--force", action="store_true", help="replace the files an earlier merge wrote there")
     _allow_other_base(s)
     s.set_defaults(func=cmd_merge)

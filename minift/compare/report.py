@@ -37,7 +37,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
     extra = list(rows[0].get("extra_metrics", {}))  # e.g. qa's heldout exact match, json's compliance
     greedy = all(r.get("greedy_same") is not None for r in rows)  # a real model's second forgetting measure
     probe = "general-English loss" if greedy else "pretraining loss"  # a real model: minift/data/english.py
-    head = ["method", "trainable", "% of model", "optimizer state", "peak memory", "step time", "tokens/s",
+    head = ["method", "trainable", "% of model", "optimizer state", "weights in memory", "peak memory", "step time", "tokens/s",
             _label(meta["metric"]), *map(_label, extra), f"{probe} before → after (Δ)",
             *(["general answers unchanged"] if greedy else []), "saved weights", "mergeable", "wall time"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -49,7 +49,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
         merge = {True: "yes", False: "no", None: "— (is the model)"}[r["mergeable"]]
         wall = _duration(r["wall_seconds"]) if r.get("wall_seconds") is not None else "—"
         cells = [r["method"], f"{r['trainable_params']:,}", f"{r['trainable_pct']:.3g}%",
-                 human_bytes(r["optimizer_state_bytes"]), mem, f"{r['step_ms']:.0f} ms", f"{r['tokens_per_s']:,.0f}",
+                 human_bytes(r["optimizer_state_bytes"]),
+                 human_bytes(r["base_weight_bytes"]) if r.get("base_weight_bytes") else "—", mem, f"{r['step_ms']:.0f} ms", f"{r['tokens_per_s']:,.0f}",
                  score, *(f"{r['extra_metrics'][k]:.3f}" for k in extra),
                  f"{r['forgetting_before']:.3f} → {r['forgetting_after']:.3f} ({r['forgetting_delta']:+.3f})",
                  *([f"{100 * r['greedy_same']:.0f} %"] if greedy else []), saved, merge, wall]

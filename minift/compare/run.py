@@ -15,6 +15,7 @@ method trains:
     full              every weight (and the new classification head, which every method trains)
     lora              A (r × d_in) and B (d_out × r) beside attn.q and attn.v, update (α/r)·B A
     dora              LoRA's A and B plus one magnitude per output row of attn.q and attn.v
+    qlora             LoRA's A and B over a base whose linear layers are frozen in NF4 (4.127 bits per weight)
     adapter-houlsby   a bottleneck network (d → d/16 → d) after attention and after the MLP of every block
     adapter-pfeiffer  one bottleneck network after the MLP of every block
     prefix            P learned key and value rows in every attention layer
@@ -45,6 +46,7 @@ The columns of a row (results.json keeps all of them; table.md shows the main on
     greedy_same                       a real model: the share of general questions answered word for word as the
                                       base answered them (None for a preset, whose forgetting is the loss alone)
     weights_bytes, adapter_bytes      what a run saves: the adapter file, or for full the whole model directory
+    base_weight_bytes                 the model's weights in memory while it trains (qlora: 4-bit layers packed)
     mergeable                         can the update be folded into the base weights (zero extra latency)?
                                       None for full: its result already is a plain model
     wall_seconds                      one whole run: loading, training, evaluation, saving (mean over seeds)
@@ -253,6 +255,7 @@ def summarize(method: str, records: list[dict], cells: list[Path]) -> dict:
         "greedy_same": (mean(r["forgetting"]["greedy_same"] for r in records)
                         if all("greedy_same" in r["forgetting"] for r in records) else None),
         "weights_bytes": first["weights_bytes"], "adapter_bytes": first["adapter_bytes"],
+        "base_weight_bytes": first.get("base_weight_bytes"),
         "mergeable": first["mergeable"], "lr": first["lr"], "steps": first["steps"],
         "options": {k: ran[k] for k in shown if k in ran},
         "method_config": first["method_config"],

@@ -56,6 +56,7 @@ class ResultRecord:
     data: dict                        # what the encoded training data held (examples, truncations, ...)
     max_new_tokens: int               # the generation budget used for scoring (0 for classification)
     threads: int | None = None        # torch intra-op threads of the run's process (None in older records)
+    base_weight_bytes: int | None = None  # the model's weights in memory (QLoRA: 4-bit layers at their packed size)
     warnings: list = field(default_factory=list)  # what visibly went wrong (too few steps, divergence, forgetting)
     samples: list = field(default_factory=list)  # a few (input, prediction, reference) triples to eyeball
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -68,7 +69,8 @@ class ResultRecord:
     def from_dict(cls, d: dict) -> "ResultRecord":
         known = {f.name for f in fields(cls)}
         missing = sorted(f.name for f in fields(cls) if f.name not in d and f.name not in
-                         ("samples", "created", "schema_version", "warnings", "threads"))
+                         ("samples", "created", "schema_version", "warnings", "threads",
+                                                      "base_weight_bytes"))
         if missing:
             raise CheckpointError(f"this results record lacks {missing}; it was written by another version of "
                                   "minift: run the fine-tuning again")

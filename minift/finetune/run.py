@@ -49,6 +49,7 @@ from minift.base.presets import PRESETS
 from minift.errors import ConfigError, MiniftError
 from minift.model.gpt import GPT, GPTConfig
 from minift.peft import apply_method, count_parameters, save_adapter
+from minift.quant.linear4bit import weight_memory_bytes
 from minift.training import distributed
 from minift.training.batches import epoch_batches
 from minift.training.checkpoints import TRAINING_FILES
@@ -180,11 +181,15 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
     template_name = resolve_template_name(config.template, gpt.config.block_size, tok)
     template = get_template(template_name)
     base_print = fingerprint(gpt)
-    model, cfg = build_model(config, gpt, tok, td)
     if rank == 0:  # the forgetting probe, the scores and every file: rank 0's alone
-        # the base's side of the forgetting probe (a real model: also its answers to general questions), cached
-        probe, before, answers_before = base_measures(gpt, tok, preset, context_reserve(model), template,
-                                                      template_name, base_print, device)
+        # the base's side of the forgetting probe (a real model: also its answers to general questions), cached;
+        # measured on the base as given, before the method is applied (QLoRA replaces the base by a 4-bit copy, and
+        # what that costs belongs in the run's Δ)
+        reserve = 0 if config.method == "full" else config.method_config(tok).reserved_positions()
+        probe, before, answers_before = base_measures(gpt, tok, preset, reserve, template, template_name, base_print,
+                                                      device)
+    model, cfg = build_model(config, gpt, tok, td)
+    if rank == 0:
         max_new = max_new_tokens_for(tok, td.splits["train"], gpt.config.block_size) if td.kind != "labelled" else 0
         save_json(out / "finetune.json", {
             "format": FORMAT, "config": config.to_dict(), "kind": td.kind, "labels": td.labels, "preset": preset,
@@ -236,7 +241,7 @@ def finetune(config: FinetuneConfig, out_dir: PathLike, force: bool = False, res
         tokens_per_s=result.tokens_per_s, peak_memory_mb=peak_memory_mb(device),
         peak_memory_kind="cuda_allocated" if device.type == "cuda" else "process_rss",
         device=describe_device(device, config.dtype) + (f" × {world} processes (DDP)" if world > 1 else ""),
-        world_size=world, threads=use_threads(None),
+        world_size=world, threads=use_threads(None), base_weight_bytes=weight_memory_bytes(model),
         data=data_stats, max_new_tokens=max_new, warnings=notes, samples=samples)
     record.save(out / "results.json")
     return record.to_dict()

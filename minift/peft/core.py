@@ -27,7 +27,8 @@ and, where the method needs them, the hooks `reserved_positions()` (context posi
 Decisions stated here:
   * one method per model: applying a second one raises (the base is frozen once and the file format names one method);
   * `disabled(model)` gives exactly the base model — unless trainable base biases were chosen (LoRA `bias="all"`),
-    which change the base itself; it refuses a merged model, whose weights already contain the update.
+    which change the base itself, or the method quantised the base (QLoRA: then it gives the quantised base); it
+    refuses a merged model, whose weights already contain the update.
 
 Attach a new task head AFTER `apply_method` — applying freezes everything present. The last section holds what the
 methods use to pick their target modules by name. What comes after training (saving and strictly loading only the
@@ -45,6 +46,7 @@ from typing import ClassVar, Iterator
 import torch.nn as nn
 
 from minift.errors import ConfigError
+from minift.quant.linear4bit import Linear4bit
 
 
 class PeftModule(nn.Module):
@@ -79,6 +81,8 @@ class MethodConfig:
     why_not_mergeable: ClassVar[str] = ""     # one line, for methods that cannot be merged
     needs_masked_prompt: ClassVar[bool] = False  # finds the prompt through masked labels: no train_on_prompt
     key_options: ClassVar[tuple[str, ...]] = ()  # the options a results table shows beside the method's name
+    merge_targets: ClassVar[tuple[str, ...]] = ()  # where a merge may put the update, when the user must choose
+    quantizes_base: ClassVar[bool] = False  # the base is replaced by a quantised copy (QLoRA): disabled() gives that
 
     def reserved_positions(self) -> int:
         """Context positions the method takes from the input (a soft prompt's P); 0 for most methods."""
@@ -224,8 +228,10 @@ def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 def count_parameters(model: nn.Module) -> dict:
-    """{"trainable", "total", "fraction"}; shared (tied) parameters are counted once."""
+    """{"trainable", "total", "fraction"}; shared (tied) parameters are counted once, and a weight frozen in 4 bits
+    (QLoRA's Linear4bit, which stores it in buffers) counts as the in × out numbers it stands for."""
     total = sum(p.numel() for p in model.parameters())
+    total += sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, Linear4bit))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable": trainable, "total": total, "fraction": trainable / total if total else 0.0}
 

@@ -66,6 +66,7 @@ class LoRALinear(PeftModule):
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise ConfigError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
+        # (QLoRA later swaps `base` for a frozen 4-bit copy with the same interface: minift/peft/qlora.py)
         self.base = base
         self.r, self.alpha, self.rslora, self.use_dora = r, alpha, rslora, use_dora
         self.scale = lora_scale(alpha, r, rslora)
@@ -119,6 +120,10 @@ class LoRALinear(PeftModule):
             raise ConfigError("this LoRA layer is already merged; merging twice would add the update twice")
         if self.disabled:
             raise ConfigError("cannot merge a switched-off adapter; leave the disabled(...) block first")
+        if not isinstance(self.base, nn.Linear):
+            raise ConfigError("this LoRA layer sits on a 4-bit base (QLoRA): an in-place merge would re-quantise "
+                              "and round most of the update away; choose where the update goes with "
+                              "minift.peft.qlora.merge_qlora(model, into=...) or `minift merge --into ...`")
         w = self.base.weight
         v = w.float() + self.delta_weight()
         if self.use_dora:

@@ -29,6 +29,7 @@ import torch.nn as nn
 from minift.errors import CheckpointError, ConfigError
 from minift.files import torch_load, torch_save_atomic
 from minift.peft.core import MethodConfig, PeftModule, apply_method, peft_modules, replace_module, trainable_parameters
+from minift.quant.linear4bit import Linear4bit
 
 FORMAT = "minift-adapter"
 VERSION = 1
@@ -41,10 +42,12 @@ VERSION = 1
 def _adapter_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     """The live tensors that make up the adapter: trainable parameters + buffers inside PeftModules."""
     out = dict(trainable_parameters(model))
+    # a 4-bit base layer (QLoRA) keeps its frozen weight in buffers: base state, rebuilt from the base when loading
+    frozen = {id(b) for m in model.modules() if isinstance(m, Linear4bit) for b in m.buffers()}
     for prefix, m in peft_modules(model):
         # state_dict lists persistent buffers only; Parameters inside (frozen base weights) are not adapter state
         for name, t in m.state_dict(prefix=prefix + "." if prefix else "", keep_vars=True).items():
-            if not isinstance(t, nn.Parameter):
+            if not isinstance(t, nn.Parameter) and id(t) not in frozen:
                 out.setdefault(name, t)
     return out
 

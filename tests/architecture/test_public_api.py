@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-PACKAGES = ["minift", "minift.data", "minift.model", "minift.training", "minift.base", "minift.peft",
+PACKAGES = ["minift", "minift.data", "minift.model", "minift.training", "minift.quant", "minift.base", "minift.peft",
             "minift.finetune", "minift.compare"]
 
 

@@ -200,3 +200,23 @@ def test_export_writes_a_gpt_as_gpt2(tmp_path, capsys, quick_base):
     config = json.loads((tmp_path / "gpt2" / "config.json").read_text())
     assert config["model_type"] == "gpt2" and config["n_embd"] == quick_base[0].config.d_model
     assert "transformers" in capsys.readouterr().out
+
+
+def test_a_qlora_run_merges_only_where_the_user_says(tmp_path, capsys, quick_base):
+    from minift.finetune.config import FinetuneConfig
+    from minift.finetune.run import finetune
+
+    r = finetune(FinetuneConfig(base="quick", task="sentiment", method="qlora", max_steps=2, n_train=8, n_eval=2,
+                                method_options={"quant_type": "fp4"}), tmp_path / "q", progress=False)
+    assert r["base_weight_bytes"] < 0.6 * sum(4 * p.numel() for p in quick_base[0].parameters())
+    # forgetting is measured from the base as given, not from its 4-bit copy
+    from minift.finetune.forgetting import lm_val_loss, pretraining_batches
+    gpt, tok = quick_base
+    assert r["forgetting"]["before_loss"] == pytest.approx(lm_val_loss(gpt, pretraining_batches(tok, "quick")),
+                                                           abs=1e-6)
+    capsys.readouterr()
+    assert "--into dequantized|original|requantized" in main_error(capsys, "merge", str(tmp_path / "q"), "--out",
+                                                                   str(tmp_path / "m"))
+    assert main(["merge", str(tmp_path / "q"), "--out", str(tmp_path / "m"), "--into", "original"]) == 0
+    assert main(["generate", str(tmp_path / "m"), "--prompt", "The pizza was great."]) == 0
+    assert capsys.readouterr().out.split()[-1] in ("negative", "positive")

@@ -75,7 +75,8 @@ def test_results_have_every_column(first_run, quick_base):
 def test_table_and_plots(first_run):
     out, res = first_run
     table = (out / "table.md").read_text().splitlines()
-    assert table[0].startswith("| method | trainable | % of model | optimizer state | peak memory | step time")
+    assert table[0].startswith("| method | trainable | % of model | optimizer state | weights in memory | peak memory "
+                               "| step time")
     body = [line for line in table if line.startswith(("| full ", "| lora "))][:2]
     assert len(body) == 2 and all(line.count("|") == table[0].count("|") for line in body)
     assert f"{res['rows'][1]['trainable_params']:,}" in body[1] and "— (is the model)" in body[0]

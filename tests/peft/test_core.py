@@ -12,7 +12,7 @@ from minift.errors import CheckpointError, ConfigError, MissingFileError
 from minift.model.gpt import GPT, GPTConfig
 from minift.peft import (
     METHODS, MethodConfig, PeftModule, adapter_state_dict, apply_method, count_parameters, disabled, load_adapter,
-    merge, method_config, register, save_adapter, trainable_parameters, unmerge,
+    merge, merge_qlora, method_config, register, save_adapter, trainable_parameters, unmerge,
 )
 from minift.peft.core import name_matches, layer_index, replace_module
 
@@ -259,10 +259,18 @@ def test_every_registered_method_keeps_the_core_contract(name, tmp_path):
     out = model(x)[0]
     assert out.shape == base_logits.shape and not torch.allclose(out, base_logits)
     with disabled(model):
-        assert torch.equal(model(x)[0], base_logits)
+        if type(model.peft_config).quantizes_base:  # QLoRA: switched off, it is the quantised base
+            fresh = apply_method(base_model(), method_config(name))
+            assert torch.equal(model(x)[0], fresh(x)[0]) and not torch.equal(model(x)[0], base_logits)
+        else:
+            assert torch.equal(model(x)[0], base_logits)
     save_adapter(model, tmp_path / "a.pt")
     assert torch.equal(load_adapter(base_model(), tmp_path / "a.pt")(x)[0], out)
-    if type(model.peft_config).mergeable:
+    if type(model.peft_config).merge_targets:  # the user must choose where the update goes (QLoRA)
+        with pytest.raises(ConfigError, match="4-bit base"):
+            merge(model)
+        assert torch.allclose(merge_qlora(model, "dequantized")(x)[0], out, atol=1e-5, rtol=1e-5)
+    elif type(model.peft_config).mergeable:
         merge(model)
         assert torch.allclose(model(x)[0], out, atol=1e-5, rtol=1e-5)
     else:
