@@ -17,6 +17,8 @@ from minift.data.corpus import generate_corpus
 from minift.errors import CheckpointError
 from minift.model.tokenizer import Tokenizer
 
+pytestmark = pytest.mark.xdist_group("hf_gpt2")  # its module-scoped fixtures are built once under pytest -n
+
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):

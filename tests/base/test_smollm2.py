@@ -18,6 +18,8 @@ from minift.cli import main
 from minift.data.corpus import generate_corpus
 from minift.finetune.chat import chat_ids
 
+pytestmark = pytest.mark.xdist_group("smollm2")  # its module-scoped fixtures are built once under pytest -n
+
 
 @pytest.fixture(scope="module")
 def gguf_path(minift_home):

@@ -18,6 +18,8 @@ from minift.finetune.config import FULL_FINETUNING_LR
 from minift.peft import METHODS, LoRAConfig
 from minift.files import torch_save_atomic
 
+pytestmark = pytest.mark.xdist_group("compare")  # its module-scoped fixtures are built once under pytest -n
+
 SMALL = ["--base", "quick", "--task", "sentiment", "--methods", "full,lora", "--max-steps", "4", "--n-train", "32",
          "--n-eval", "16", "--batch-size", "8", "--quiet"]
 OVERRIDES = dict(max_steps=4, n_train=32, n_eval=16, batch_size=8)

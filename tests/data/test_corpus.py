@@ -12,6 +12,8 @@ from minift.data.corpus import (DEFAULT_N_DOCS, KIND_WEIGHTS, corpus_splits, cor
 from minift.data.stories import make_post
 from minift.errors import ConfigError
 
+pytestmark = pytest.mark.xdist_group("corpus")  # its module-scoped fixtures are built once under pytest -n
+
 # Independent literal tables (typed from general knowledge, not read from world.py).
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Germany": "Berlin", "Italy": "Rome", "Spain": "Madrid",
             "Brazil": "Brasilia", "Australia": "Canberra", "Egypt": "Cairo", "Mexico": "Mexico City",

@@ -21,8 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
 QUICK_TIMEOUT_S = 300  # generous: a quick lesson takes seconds, but the machine may be busy
-# lessons on the 135M-parameter real model gain from a second core (the suite runs one test at a time); the toy
-# lessons stay on one thread, where their small matrices run fastest
+# lessons on the 135M-parameter real model gain from a second core when the suite runs one test at a time (under
+# pytest -n every lesson gets one thread); the toy lessons stay on one thread, where their small matrices run fastest
 THREADS = {"10_real_model": "2"}
 
 
@@ -134,8 +134,9 @@ def test_notebook_was_executed(lesson):
 def test_lesson_runs_quick(lesson, minift_home, tmp_path):
     # one intra-op thread: quick-mode models are too small to gain from two, and when other tests run at the
     # same time, two spinning threads per process make everything several times slower
+    parallel = "PYTEST_XDIST_WORKER" in os.environ  # under pytest -n, the other worker needs the other core
     env = dict(os.environ, MINIFT_QUICK="1", MPLBACKEND="Agg", MINIFT_HOME=str(minift_home),
-               PYTHONWARNINGS="ignore", OMP_NUM_THREADS=THREADS.get(lesson.stem, "1"))
+               PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1" if parallel else THREADS.get(lesson.stem, "1"))
     proc = subprocess.run([sys.executable, str(lesson)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=QUICK_TIMEOUT_S)
     if proc.returncode != 0 and "minift.base.download.DownloadError" in proc.stderr:  # lesson 10, offline

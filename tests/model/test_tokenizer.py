@@ -10,6 +10,8 @@ from minift.data.corpus import generate_corpus
 from minift.errors import CheckpointError, ConfigError, InputError, MissingFileError
 from minift.model.tokenizer import Tokenizer
 
+pytestmark = pytest.mark.xdist_group("tokenizer")  # its module-scoped fixtures are built once under pytest -n
+
 UNICODE_SAMPLES = [
     "", " ", "   ", "\n", "\t\t x \r\n", "Hello, world!", "The capital of France is Paris.",
     "café naïve façade Ångström", "日本語のテキスト", "中文 한국어 ไทย", "emoji 🤖🎉👍🏽 and flags 🇫🇷",

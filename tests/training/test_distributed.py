@@ -32,8 +32,9 @@ from minift.files import read_jsonl, torch_load
 VOCAB, T, WORLD = 64, 8, 2
 TIMEOUT_S = 180  # a hung collective fails the test instead of blocking the suite
 
-pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
-                                reason="this PyTorch build has no torch.distributed gloo backend")
+pytestmark = [pytest.mark.xdist_group("distributed"),  # its module fixtures run once (pytest -n)
+              pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
+                                reason="this PyTorch build has no torch.distributed gloo backend")]
 
 
 def tiny_gpt(seed=0, dropout=0.0, dtype=torch.float64):
