@@ -221,12 +221,18 @@ def cmd_merge(args) -> int:
 
 
 def cmd_data_export(args) -> int:
-    from minift.data.tasks import export_task
+    from minift.data.tasks import TASKS, export_task
     from minift.errors import OutputExistsError
 
     if Path(args.out).exists() and not args.force:
         raise OutputExistsError(f"{args.out} exists; pass --force to overwrite it")
-    n = export_task(args.name, args.out, split=args.split, seed=args.seed)
+    if args.name in TASKS:
+        n = export_task(args.name, args.out, split=args.split, seed=args.seed)
+    else:  # a preference set
+        from minift.data.loaders import export_jsonl
+        from minift.data.preferences import load_preferences
+
+        n = export_jsonl(load_preferences(args.name, args.split, args.seed), args.out)
     print(f"wrote {n} examples of {args.name}/{args.split} to {args.out}")
     return 0
 

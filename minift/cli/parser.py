@@ -4,7 +4,8 @@
     minift finetune --task NAME | --data FILE --out DIR [--base PRESET|DIR] [--method full|lora|...] [options]
     minift eval RUN_DIR [--task NAME]
     minift eval --base BASE --task NAME [--shots K]      the base prompted, zero- or few-shot: the baseline
-    minift merge RUN_DIR --out DIR
+    minift merge RUN_DIR --out DIR [--into dequantized|original|requantized]
+    minift align --task polite|facts|refusal | --data FILE --method dpo|ipo|simpo|kto|... --out DIR [--from RUN]
     minift compare --task NAME --out DIR [--methods full,lora,...] [--seeds N]
     minift methods                       every fine-tuning method: its default lr and why, whether it merges
     minift generate DIR --prompt TEXT [--input TEXT] [--template auto|alpaca|plain|none] [--max-new-tokens N] ...
@@ -37,9 +38,11 @@ from minift.cli.arguments import (_Formatter, _Parser, _int_list, _key_value, _n
                                   _non_negative_int, _positive_float, _positive_int, _sub)
 from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_data_show, cmd_eval, cmd_finetune, cmd_merge,
                                  cmd_methods, cmd_pretrain)
+from minift.cli.align import add_align_parser
 from minift.cli.generate import cmd_generate
 from minift.cli.real_models import cmd_export, cmd_fetch
 from minift.data.tasks import TASKS
+from minift.align.config import PREFERENCE_SETS
 from minift.errors import MiniftError
 from minift.finetune.config import DEFAULT_EPOCHS, FinetuneConfig
 from minift.finetune.templates import TEMPLATES
@@ -180,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     _finetune_parser(sub)
 
     _compare_parser(sub)
+    add_align_parser(sub, _compute_args)
 
     s = _sub(sub, "fetch", "download a real pretrained model once, check it, and convert it into the cache")
     s.add_argument("name", choices=list(DOWNLOADS), help="the model")
@@ -250,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = _sub(sub, "data", "task data: export a built-in task, show what training sees")
     data_sub = s.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    e = _sub(data_sub, "export", "write one split of a built-in task as JSONL")
-    e.add_argument("name", choices=list(TASKS), help="a built-in task")
+    e = _sub(data_sub, "export", "write one split of a built-in task or preference set as JSONL")
+    e.add_argument("name", choices=[*TASKS, *PREFERENCE_SETS], help="a built-in task or preference set")
     e.add_argument("--out", required=True, help="output .jsonl file")
     e.add_argument("--split", default="train", help="train, val, test (qa also heldout)")
     e.add_argument("--seed", type=int, default=0, help="the task generator's seed")

@@ -1,0 +1,69 @@
+"""What an alignment run is asked to do (pure data: `minift align --help` reads it without importing torch)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from minift.errors import ConfigError
+
+PREFERENCE_METHODS = ("dpo", "cdpo", "robust", "ipo", "hinge", "simpo", "orpo", "cpo", "kto")
+PREFERENCE_SETS = ("polite", "facts", "refusal")
+# the peak lr an alignment run uses when none is given, by what it updates; measured on the tiny base with the
+# polite set (docs/alignment.md): preference losses move a model fast, and more than this overshoots
+DEFAULT_LR = {"lora": 1e-3, "full": 1e-4}
+
+
+@dataclass
+class AlignConfig:
+    base: str = "tiny"                 # a preset or a model directory: the starting policy and the reference ...
+    from_run: str | None = None        # ... or a finished SFT run (full, or a mergeable method, merged first)
+    sft_epochs: float = 0.0            # > 0: first fine-tune every weight on the chosen answers (the classic SFT
+                                       # step before preference training), then align from that model
+    sft_on: str = "chosen"             # the SFT step's answers: "chosen", or "both" (a model that imitated every
+                                       # answer it saw, rude ones included, which preference training then corrects)
+    task: str | None = None            # a built-in preference set (PREFERENCE_SETS) ...
+    data: str | None = None            # ... or your JSONL ({prompt, chosen, rejected} or {prompt, completion, label})
+    method: str = "dpo"                # a PREFERENCE_METHODS name
+    options: dict = field(default_factory=dict)   # the method's hyper-parameters (objective.PreferenceConfig)
+    update: str = "lora"               # what trains: a new LoRA (reference = adapter off) or every weight ("full")
+    lr: float | None = None            # None → DEFAULT_LR[update]
+    epochs: float = 1.0                # preference sets overfit fast: one pass is the usual recipe
+    max_steps: int | None = None
+    batch_size: int = 8                # pairs per micro-batch
+    grad_accum: int = 1
+    precompute_ref: bool = False       # reference log-probs once before training instead of every step
+    template: str = "auto"
+    max_len: int | None = None
+    n_train: int | None = None         # the first n training pairs
+    n_eval: int | None = None          # test prompts scored (None: all)
+    max_new_tokens: int = 24           # the answers generated for the win rate
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self):
+        if (self.task is None) == (self.data is None):
+            raise ConfigError("give exactly one of task (a built-in preference set: "
+                              f"{', '.join(PREFERENCE_SETS)}) and data (your JSONL file)")
+        if self.task is not None and self.task not in PREFERENCE_SETS:
+            raise ConfigError(f"unknown preference set {self.task!r}; built-in sets are {', '.join(PREFERENCE_SETS)}")
+        if self.method not in PREFERENCE_METHODS:
+            raise ConfigError(f"unknown alignment method {self.method!r}; choose one of "
+                              f"{', '.join(PREFERENCE_METHODS)}")
+        if self.update not in DEFAULT_LR:
+            raise ConfigError(f"update must be 'lora' or 'full', got {self.update!r}")
+        for name in ("batch_size", "grad_accum", "max_new_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be ≥ 1, got {self.max_steps}")
+        if self.sft_on not in ("chosen", "both"):
+            raise ConfigError(f"sft_on must be 'chosen' or 'both', got {self.sft_on!r}")
+        if self.sft_epochs < 0:
+            raise ConfigError(f"sft_epochs must be ≥ 0, got {self.sft_epochs}")
+        if not self.epochs > 0:
+            raise ConfigError(f"epochs must be positive, got {self.epochs}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,232 @@
+"""One alignment run, end to end: `align(AlignConfig(...), out_dir)`.
+
+    1. the starting policy: the base, or a finished SFT run — full runs load their model, a LoRA / DoRA / (IA)³ run
+       is merged into its base first, so the reference (below) is the SFT model itself; with sft_epochs > 0, first
+       a supervised fine-tune of every weight on the chosen answers (the classic SFT → preference pipeline)
+    2. the trainable part: a new LoRA (default; the reference is the policy with it switched off) or every weight
+       (the reference is a frozen copy); dropout switched off everywhere (objective.disable_dropout)
+    3. the preference data: a built-in set (minift.data.preferences) or your JSONL, encoded with the run's template
+    4. training with the explicit loop (minift.training.train): the objective's loss, its per-step numbers in
+       preference.jsonl (rewards of chosen and rejected, margin, pair accuracy, log-probs, lengths)
+    5. scoring on the held-out pairs: pair accuracy and margin of the implicit reward; greedy answers of the policy
+       and of the reference to the test prompts, judged by the set's rules (align/judges.py): scores, the win rate of
+       policy over reference, the answers' length; the KL from the reference on the policy's own answers
+       (mean of Σ_t log π − log π_ref); forgetting on the pretraining text (as fine-tuning measures it)
+    6. files: adapter.pt (LoRA) or model/ (full), results.json, preference.jsonl, metrics.jsonl, loss.png
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from minift.align.config import DEFAULT_LR, AlignConfig
+from minift.align.judges import JUDGES, win_rate
+from minift.align.logprobs import model_logps
+from minift.align.objective import (PreferenceConfig, Reference, disable_dropout, kto_loss_fn, pair_loss_fn,
+                                    precompute_reference)
+from minift.align.pairs import collate_pairs, collate_unpaired, encode_pairs, encode_unpaired
+from minift.base.cache import resolve_base
+from minift.base.store import save_model_dir
+from minift.data.preferences import load_preference_jsonl, load_preferences, to_unpaired
+from minift.errors import ConfigError
+from minift.data.loaders import export_jsonl
+from minift.files import PathLike, check_out_dir, prepare_out_dir, save_json
+from minift.finetune.forgetting import forgetting, lm_val_loss, pretraining_batches
+from minift.finetune.load import load_finetuned
+from minift.finetune.config import FULL_FINETUNING_LR
+from minift.finetune.sft import encode_dataset, encode_ids, generate_batch, sft_collate, sft_loss_fn
+from minift.finetune.templates import get_template, resolve_template_name
+from minift.peft import apply_method, disabled, merge_and_unload, method_config, method_of, save_adapter
+from minift.training.batches import epoch_batches
+from minift.training.config import TrainConfig
+from minift.training.device import seed_everything, use_threads
+from minift.training.loop import train
+
+FILES = ("adapter.pt", "model", "results.json", "preference.jsonl", "metrics.jsonl", "loss.png", "last.pt",
+         "best.pt", "align.json")
+
+
+def starting_policy(config: AlignConfig):
+    """(model, tokenizer, preset) the run starts from: the base, or an SFT run made into a plain model."""
+    if config.from_run is None:
+        return resolve_base(config.base, progress=False)
+    model, tok, sft = load_finetuned(config.from_run)
+    if method_of(model) is not None:
+        if not type(method_of(model)).mergeable or type(method_of(model)).merge_targets:
+            raise ConfigError(f"{config.from_run} used {method_of(model).method!r}, which cannot be merged into its "
+                              "base for free; align from a full, LoRA, DoRA or (IA)³ run")
+        merge_and_unload(model)
+    _, _, preset = resolve_base(sft.base, progress=False)
+    return model.train(), tok, preset
+
+
+def preference_data(config: AlignConfig) -> dict[str, list[dict]]:
+    if config.task is not None:
+        splits = {s: load_preferences(config.task, s, config.seed) for s in ("train", "val", "test")}
+    else:
+        records = load_preference_jsonl(config.data)
+        records = records[:]
+        random.Random(config.seed).shuffle(records)
+        n_test = max(1, len(records) // 10)
+        splits = {"test": records[:n_test], "val": records[n_test:2 * n_test], "train": records[2 * n_test:]}
+    if config.n_train is not None:
+        splits["train"] = splits["train"][:config.n_train]
+    return splits
+
+
+def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress: bool = True) -> dict:
+    t_start = time.perf_counter()
+    use_threads(config.threads)
+    out = Path(out_dir)
+    check_out_dir(out, FILES, force=force)
+    splits = preference_data(config)
+    kto = config.method == "kto" or "completion" in splits["train"][0]
+    if kto and config.method != "kto":
+        raise ConfigError(f"{config.data} holds unpaired records (completion, label): only kto trains on those")
+    pcfg = PreferenceConfig(config.method, **config.options)
+    seed_everything(config.seed)
+    model, tok, preset = starting_policy(config)
+    template = get_template(resolve_template_name(config.template, model.config.block_size, tok))
+    probe = pretraining_batches(tok, preset)
+    before_loss = lm_val_loss(model, probe)
+    sft = sft_stage(model, tok, template, splits["train"], config, progress) if config.sft_epochs else None
+    frozen = None
+    if config.update == "lora":
+        apply_method(model, method_config("lora"))
+    else:
+        frozen = copy.deepcopy(model)
+    disable_dropout(model)
+    reference = Reference(model, frozen)
+    out = prepare_out_dir(out, FILES, force=force)
+    max_len = config.max_len or model.config.block_size
+
+    if kto:
+        train_rec = splits["train"] if "completion" in splits["train"][0] else to_unpaired(splits["train"])
+        val_rec = splits["val"] if "completion" in splits["val"][0] else to_unpaired(splits["val"])
+        train_enc, stats = encode_unpaired(tok, train_rec, template, max_len)
+        val_enc, _ = encode_unpaired(tok, val_rec, template, max_len)
+        collate, loss_fn = collate_unpaired(tok.pad_id), kto_loss_fn(pcfg, reference)
+    else:
+        train_enc, stats = encode_pairs(tok, splits["train"], template, max_len)
+        val_enc, _ = encode_pairs(tok, splits["val"], template, max_len)
+        collate = collate_pairs(tok.pad_id)
+        if config.precompute_ref and pcfg.needs_reference:
+            for enc in (train_enc, val_enc):
+                precompute_reference(enc, collate, reference, pcfg.average)
+        loss_fn = pair_loss_fn(pcfg, reference)
+    if not train_enc:
+        raise ConfigError("no training pair is left after encoding (every answer was cut off); raise max_len")
+    bs = config.batch_size
+    steps = config.max_steps or max(1, round(config.epochs * -(-len(train_enc) // bs) / config.grad_accum))
+    lr = config.lr or DEFAULT_LR[config.update]
+    tcfg = TrainConfig(max_steps=steps, grad_accum=config.grad_accum, lr=lr, warmup_steps=max(1, steps // 10),
+                       weight_decay=0.0, eval_every=max(1, steps // 5), log_every=max(1, min(10, steps // 5)),
+                       seed=config.seed, device=config.device, dtype=config.dtype, progress=progress,
+                       desc=f"align {config.method}")
+    val = [collate(val_enc[i:i + bs]) for i in range(0, len(val_enc), bs)]
+    save_json(out / "align.json", {"format": "minift-align", "config": config.to_dict(),
+                                   "preference": pcfg.to_dict(), "kind": "unpaired" if kto else "paired"})
+    result = train(model, loss_fn, epoch_batches(train_enc, bs, collate, seed=config.seed), tcfg, val_batches=val,
+                   out_dir=out)
+    per_step = _per_step(pcfg.metrics[: steps * config.grad_accum], config.grad_accum)
+    export_jsonl(per_step, out / "preference.jsonl")
+    model.eval()
+    scores = evaluate_alignment(model, reference, tok, template, splits["test"], config, pcfg)
+    after_loss = lm_val_loss(model, probe)
+    if config.update == "lora":
+        save_adapter(model, out / "adapter.pt")
+    else:
+        save_model_dir(out / "model", model.cpu(), tok, preset=preset)
+    record = {"method": config.method, "update": config.update, "task": config.task, "data": config.data,
+              "config": config.to_dict(), "preference": pcfg.to_dict(), "steps": result.steps, "lr": lr,
+              "data_stats": stats, "sft": sft, "train_seconds": result.elapsed_s, "wall_seconds": time.perf_counter() - t_start,
+              "final_step": per_step[-1] if per_step else None, "forgetting": forgetting(before_loss, after_loss),
+              **scores}
+    save_json(out / "results.json", record)
+    return record
+
+
+def sft_stage(model, tok, template, train_pairs: list[dict], config: AlignConfig, progress: bool) -> dict:
+    """Fine-tune every weight on the chosen answers (or on both answers of each pair: config.sft_on), in place;
+    returns its numbers."""
+    answers = ("chosen", "rejected") if config.sft_on == "both" else ("chosen",)
+    if "completion" in train_pairs[0]:  # unpaired records: the desirable ones (or all)
+        examples = [{"instruction": p["prompt"], "input": "", "output": p["completion"]} for p in train_pairs
+                    if p["label"] or config.sft_on == "both"]
+    else:
+        examples = [{"instruction": p["prompt"], "input": "", "output": p[a]} for p in train_pairs for a in answers]
+    enc, _ = encode_dataset(tok, examples, template, config.max_len or model.config.block_size)
+    steps = max(1, round(config.sft_epochs * -(-len(enc) // config.batch_size)))
+    tcfg = TrainConfig(max_steps=steps, lr=FULL_FINETUNING_LR, warmup_steps=max(1, steps // 20), weight_decay=0.0,
+                       eval_every=steps, log_every=max(1, min(10, steps)), seed=config.seed, device=config.device,
+                       dtype=config.dtype, progress=progress, desc="align: sft on chosen")
+    result = train(model, sft_loss_fn, epoch_batches(enc, config.batch_size, sft_collate(tok.pad_id),
+                                                      seed=config.seed), tcfg)
+    model.train()
+    return {"steps": result.steps, "final_loss": result.final_train_loss, "seconds": result.elapsed_s}
+
+
+def _per_step(records: list[dict], k: int) -> list[dict]:
+    """Micro-batch records → one per optimizer step (means), numbered from 1."""
+    out = []
+    for i in range(0, len(records), k):
+        chunk = records[i:i + k]
+        out.append({"step": i // k + 1, **{key: sum(r[key] for r in chunk) / len(chunk) for key in chunk[0]}})
+    return out
+
+
+@torch.no_grad()
+def evaluate_alignment(model, reference: Reference, tok, template, test: list[dict], config: AlignConfig,
+                       pcfg: PreferenceConfig) -> dict:
+    """Held-out pairs: accuracy and margin of the implicit reward β(log π − log π_ref); generated answers: rule
+    scores, win rate, length, KL."""
+    test = test[:config.n_eval] if config.n_eval else test
+    out: dict = {"n_test": len(test)}
+    if "chosen" in test[0]:
+        enc, _ = encode_pairs(tok, test, template, config.max_len or model.config.block_size)
+        # the implicit reward β(log π − log π_ref) of every method, reference-free ones included: did training
+        # raise the chosen answer against the rejected one, relative to where the model started?
+        collate = collate_pairs(tok.pad_id)
+        pcfg_eval = PreferenceConfig("dpo", beta=pcfg.beta, average=pcfg.average)
+        loss_fn = pair_loss_fn(pcfg_eval, reference)
+        for i in range(0, len(enc), 16):
+            loss_fn(model, collate(enc[i:i + 16]))
+        n = len(pcfg_eval.metrics)
+        for key in ("accuracy", "margin", "rewards_chosen", "rewards_rejected"):
+            out[f"pair_{key}"] = sum(m[key] for m in pcfg_eval.metrics) / n
+    prompts = [p["prompt"] for p in test]
+    policy_answers = generate_batch(model, tok, prompts, config.max_new_tokens, template)
+    ref_model = reference.frozen if reference.frozen is not None else model
+    with disabled(ref_model) if reference.frozen is None else nullcontext():
+        ref_answers = generate_batch(ref_model, tok, prompts, config.max_new_tokens, template)
+    out["kl_policy_answers"] = _kl_on(model, reference, tok, template, prompts, policy_answers)
+    out["length_policy"] = sum(len(tok.encode(a)) for a in policy_answers) / len(prompts)
+    out["length_reference"] = sum(len(tok.encode(a)) for a in ref_answers) / len(prompts)
+    judge = JUDGES.get(config.task) if config.task else None
+    if judge is not None:
+        sp = [judge(p, a) for p, a in zip(test, policy_answers)]
+        sr = [judge(p, a) for p, a in zip(test, ref_answers)]
+        out.update(judge_policy=sum(sp) / len(sp), judge_reference=sum(sr) / len(sr), win_rate=win_rate(sp, sr))
+    out["samples"] = [{"prompt": p, "policy": a, "reference": b}
+                      for p, a, b in list(zip(prompts, policy_answers, ref_answers))[:5]]
+    return out
+
+
+def _kl_on(model, reference, tok, template, prompts, answers) -> float:
+    """Mean over prompts of Σ_t (log π − log π_ref) on the policy's own greedy answers (a KL estimate, k1)."""
+    rows = [encode_ids(template.encode_prompt(tok, p, ""), tok.encode(template.response_text(a)) + [tok.eos_id],
+                       model.config.block_size) for p, a in zip(prompts, answers)]
+    rows = [r for r in rows if r is not None]
+    total, n = 0.0, 0
+    for i in range(0, len(rows), 16):
+        ids, targets, mask = sft_collate(tok.pad_id)(rows[i:i + 16])
+        lp = model_logps(model, ids, targets, mask)[0]
+        total += float((lp - reference.logps(ids, targets, mask)).sum())
+        n += ids.shape[0]
+    return total / max(n, 1)

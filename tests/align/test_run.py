@@ -1,0 +1,76 @@
+"""An alignment run end to end on the small `quick` base: files, the step-0 loss, every way to start, the CLI."""
+
+import json
+import math
+
+import pytest
+
+from minift.align.config import AlignConfig
+from minift.align.run import align
+from minift.cli import main
+from minift.errors import ConfigError
+
+LN2 = math.log(2)
+FAST = dict(base="quick", task="polite", n_train=16, n_eval=4, max_steps=3, batch_size=4, max_new_tokens=8)
+
+
+def first_loss(out):
+    return json.loads((out / "preference.jsonl").read_text().splitlines()[0])["loss"]
+
+
+@pytest.mark.parametrize("method", ["dpo", "ipo", "orpo", "kto"])
+def test_a_run_writes_its_record_and_starts_where_the_theory_says(method, tmp_path, quick_base):
+    r = align(AlignConfig(method=method, **FAST), tmp_path / "run", progress=False)
+    for name in ("results.json", "preference.jsonl", "metrics.jsonl", "adapter.pt", "align.json"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert r["steps"] == 3 and r["n_test"] == 4 and "win_rate" in r and r["kl_policy_answers"] == r["kl_policy_answers"]
+    if method == "dpo":  # a new adapter starts as the reference: h = 0, loss ln 2 (dropout off)
+        assert first_loss(tmp_path / "run") == pytest.approx(LN2, abs=1e-6)
+    if method == "ipo":  # (0 − 1/(2β))² at h = 0
+        assert first_loss(tmp_path / "run") == pytest.approx((1 / (2 * 0.1)) ** 2, rel=1e-5)
+    if method == "kto":  # 1 − σ(0) = ½ per example when r = z₀ = 0
+        assert first_loss(tmp_path / "run") == pytest.approx(0.5, abs=1e-6)
+
+
+def test_full_update_sft_first_and_precomputed_reference(tmp_path, quick_base):
+    a = align(AlignConfig(update="full", sft_epochs=0.5, **FAST), tmp_path / "a", progress=False)
+    assert a["sft"]["steps"] >= 1 and (tmp_path / "a" / "model").is_dir()
+    assert first_loss(tmp_path / "a") == pytest.approx(LN2, abs=1e-6)  # the reference is the SFT model
+    b = align(AlignConfig(precompute_ref=True, **FAST), tmp_path / "b", progress=False)
+    c = align(AlignConfig(**FAST), tmp_path / "c", progress=False)
+    assert first_loss(tmp_path / "b") == pytest.approx(first_loss(tmp_path / "c"), abs=1e-6)
+    assert b["pair_accuracy"] == pytest.approx(c["pair_accuracy"])
+
+
+def test_aligning_from_a_lora_sft_run_merges_it_first(tmp_path, quick_base):
+    from minift.finetune.config import FinetuneConfig
+    from minift.finetune.run import finetune
+
+    finetune(FinetuneConfig(base="quick", task="qa", method="lora", max_steps=2, n_train=8, n_eval=2),
+             tmp_path / "sft", progress=False)
+    align(AlignConfig(from_run=str(tmp_path / "sft"), **FAST), tmp_path / "run", progress=False)
+    assert first_loss(tmp_path / "run") == pytest.approx(LN2, abs=1e-6)
+
+
+def test_bad_configurations_are_refused():
+    with pytest.raises(ConfigError, match="exactly one of task"):
+        AlignConfig()
+    with pytest.raises(ConfigError, match="unknown alignment method"):
+        AlignConfig(task="polite", method="ppo")
+    with pytest.raises(ConfigError, match="unknown preference set"):
+        AlignConfig(task="rude")
+
+
+def test_the_command_line(tmp_path, capsys, quick_base):
+    data = tmp_path / "prefs.jsonl"
+    assert main(["data", "export", "facts", "--out", str(data), "--split", "val"]) == 0
+    capsys.readouterr()
+    assert main(["align", "--base", "quick", "--data", str(data), "--method", "simpo", "--max-steps", "2",
+                 "--batch-size", "4", "--n-eval", "2", "--max-new-tokens", "4", "--out", str(tmp_path / "run"),
+                 "--quiet", "--opt", "gamma=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "simpo: 2 steps" in out and "held-out pairs ranked right" in out
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["preference"]["gamma"] == 0.5
+    data.write_text('{"prompt": "a", "chosen": "b"}\n', encoding="utf-8")
+    assert main(["align", "--base", "quick", "--data", str(data), "--out", str(tmp_path / "bad")]) != 0
+    assert "prefs.jsonl:1: missing field 'rejected'" in capsys.readouterr().err
