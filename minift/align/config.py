@@ -37,6 +37,7 @@ class AlignConfig:
     n_train: int | None = None         # the first n training pairs
     n_eval: int | None = None          # test prompts scored (None: all)
     max_new_tokens: int = 24           # the answers generated for the win rate
+    reward_model: str | None = None    # a `minift reward train` run: also judge the answers by its rewards
     seed: int = 0
     device: str = "auto"
     dtype: str = "auto"
@@ -64,6 +65,42 @@ class AlignConfig:
             raise ConfigError(f"sft_epochs must be ≥ 0, got {self.sft_epochs}")
         if not self.epochs > 0:
             raise ConfigError(f"epochs must be positive, got {self.epochs}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RewardConfig:
+    """A reward-model run (`minift reward train`): the body of `base` (or of an SFT run) with a scalar head,
+    trained on preference pairs with the Bradley–Terry loss."""
+
+    base: str = "tiny"
+    from_run: str | None = None
+    task: str | None = None
+    data: str | None = None
+    update: str = "lora"               # a LoRA on the body (plus the head), or every weight
+    lr: float | None = None            # None → DEFAULT_LR[update]
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 8
+    margin: float = 0.0                # −log σ(r_c − r_r − margin)
+    center: float = 0.0                # + center · mean((r_c + r_r)²)
+    template: str = "auto"
+    max_len: int | None = None
+    n_train: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self):
+        if (self.task is None) == (self.data is None):
+            raise ConfigError("give exactly one of task (a built-in preference set) and data (your JSONL file)")
+        if self.task is not None and self.task not in PREFERENCE_SETS:
+            raise ConfigError(f"unknown preference set {self.task!r}; built-in sets are {', '.join(PREFERENCE_SETS)}")
+        if self.update not in DEFAULT_LR:
+            raise ConfigError(f"update must be 'lora' or 'full', got {self.update!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

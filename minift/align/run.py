@@ -213,6 +213,17 @@ def evaluate_alignment(model, reference: Reference, tok, template, test: list[di
         sp = [judge(p, a) for p, a in zip(test, policy_answers)]
         sr = [judge(p, a) for p, a in zip(test, ref_answers)]
         out.update(judge_policy=sum(sp) / len(sp), judge_reference=sum(sr) / len(sr), win_rate=win_rate(sp, sr))
+    if config.reward_model:  # the learned judge beside the rules
+        from minift.align.reward_run import load_reward_model, score
+
+        rm, rm_tok, rm_template = load_reward_model(config.reward_model)
+        if rm_tok.vocab_size != tok.vocab_size:
+            raise ConfigError(f"the reward model {config.reward_model} has another tokenizer than the policy; "
+                              "train it on the same base")
+        rp, rr = score(rm, rm_tok, rm_template, prompts, policy_answers), score(rm, rm_tok, rm_template, prompts,
+                                                                                 ref_answers)
+        out.update(rm_reward_policy=sum(rp) / len(rp), rm_reward_reference=sum(rr) / len(rr),
+                   rm_win_rate=win_rate(rp, rr))
     out["samples"] = [{"prompt": p, "policy": a, "reference": b}
                       for p, a, b in list(zip(prompts, policy_answers, ref_answers))[:5]]
     return out

@@ -51,6 +51,8 @@ def add_align_parser(sub, compute_args) -> None:
     s.add_argument("--n-eval", type=_positive_int, default=None, help="score only the first n test prompts")
     s.add_argument("--max-new-tokens", type=_positive_int, default=D["max_new_tokens"].default,
                    help="answer length for the win rate")
+    s.add_argument("--reward-model", default=None,
+                   help="a `minift reward train` run: also judge the answers by its rewards (win rate, mean reward)")
     s.add_argument("--template", default="auto", help="prompt layout (auto: chatml for a chat model)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -72,7 +74,7 @@ def cmd_align(args) -> int:
         data=args.data, method=args.method, options=options, update=args.update, lr=args.lr, epochs=args.epochs,
         max_steps=args.max_steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
         precompute_ref=args.precompute_ref, template=args.template, n_train=args.n_train, n_eval=args.n_eval,
-        max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device, dtype=args.dtype,
+        max_new_tokens=args.max_new_tokens, reward_model=args.reward_model, seed=args.seed, device=args.device, dtype=args.dtype,
         threads=args.threads)
     r = align(config, args.out, force=args.force, progress=not args.quiet)
     line = f"{r['method']}: {r['steps']} steps"
@@ -81,8 +83,66 @@ def cmd_align(args) -> int:
     if "win_rate" in r:
         line += (f"; judged answers {r['judge_reference']:.0%} → {r['judge_policy']:.0%}, win rate over the "
                  f"reference {r['win_rate']:.0%}")
+    if "rm_win_rate" in r:
+        line += f"; by the reward model {r['rm_win_rate']:.0%}"
     line += f"; KL {r['kl_policy_answers']:.2f}; answer length {r['length_reference']:.1f} → {r['length_policy']:.1f}"
     print(line)
     print(f"wrote {args.out}/ (results.json, preference.jsonl, metrics.jsonl, "
           + ("adapter.pt" if config.update == "lora" else "model/") + ")")
+    return 0
+
+
+def add_reward_parser(sub, compute_args) -> None:
+    s = _sub(sub, "reward", "train a reward model on preference pairs, or score answers with one")
+    rsub = s.add_subparsers(dest="reward_command", metavar="ACTION", required=True)
+    t = _sub(rsub, "train", "a scalar head on the model's last real token, Bradley–Terry loss; accuracy on "
+                            "held-out pairs")
+    what = t.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", choices=PREFERENCE_SETS, help="a built-in preference set")
+    what.add_argument("--data", help="your JSONL: {prompt, chosen, rejected} per line")
+    t.add_argument("--base", default="tiny", help="a preset or a model directory")
+    t.add_argument("--from", dest="from_run", default=None, help="the body of a finished fine-tuning run instead")
+    t.add_argument("--update", default="lora", choices=("lora", "full"), help="a LoRA on the body, or every weight")
+    t.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (unset: as `minift align`)")
+    steps = t.add_mutually_exclusive_group()
+    steps.add_argument("--epochs", type=_positive_float, default=1.0)
+    steps.add_argument("--max-steps", type=_positive_int, default=None)
+    t.add_argument("--batch-size", type=_positive_int, default=8, help="pairs per step")
+    t.add_argument("--margin", type=_non_negative_float, default=0.0, help="−log σ(r_c − r_r − margin)")
+    t.add_argument("--n-train", type=_positive_int, default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    compute_args(t)
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_reward_train)
+    c = _sub(rsub, "score", "the reward of an answer to a prompt")
+    c.add_argument("run_dir", help="a `minift reward train` run")
+    c.add_argument("--prompt", required=True)
+    c.add_argument("--answer", required=True, action="append", help="an answer (repeat to compare several)")
+    c.set_defaults(func=cmd_reward_score)
+
+
+def cmd_reward_train(args) -> int:
+    from minift.align.config import RewardConfig
+    from minift.align.reward_run import train_reward
+
+    config = RewardConfig(base=args.base, from_run=args.from_run, task=args.task, data=args.data,
+                          update=args.update, lr=args.lr, epochs=args.epochs, max_steps=args.max_steps,
+                          batch_size=args.batch_size, margin=args.margin, n_train=args.n_train, seed=args.seed,
+                          device=args.device, dtype=args.dtype, threads=args.threads)
+    r = train_reward(config, args.out, force=args.force, progress=not args.quiet)
+    print(f"reward model: {r['steps']} steps; held-out pairs ranked right {r['test']['accuracy']:.1%} "
+          f"(mean margin {r['test']['margin']:+.2f}; on training pairs {r['train']['accuracy']:.1%})")
+    print(f"wrote {args.out}/")
+    return 0
+
+
+def cmd_reward_score(args) -> int:
+    from minift.align.reward_run import load_reward_model, score
+
+    rm, tok, template = load_reward_model(args.run_dir)
+    for answer, value in zip(args.answer, score(rm, tok, template, [args.prompt] * len(args.answer), args.answer)):
+        print(f"{value:+.3f}  {answer}")
     return 0

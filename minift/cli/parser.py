@@ -6,6 +6,7 @@
     minift eval --base BASE --task NAME [--shots K]      the base prompted, zero- or few-shot: the baseline
     minift merge RUN_DIR --out DIR [--into dequantized|original|requantized]
     minift align --task polite|facts|refusal | --data FILE --method dpo|ipo|simpo|kto|... --out DIR [--from RUN]
+    minift reward train --task NAME | --data FILE --out DIR;  minift reward score RUN --prompt P --answer A
     minift compare --task NAME --out DIR [--methods full,lora,...] [--seeds N]
     minift methods                       every fine-tuning method: its default lr and why, whether it merges
     minift generate DIR --prompt TEXT [--input TEXT] [--template auto|alpaca|plain|none] [--max-new-tokens N] ...
@@ -38,7 +39,7 @@ from minift.cli.arguments import (_Formatter, _Parser, _int_list, _key_value, _n
                                   _non_negative_int, _positive_float, _positive_int, _sub)
 from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_data_show, cmd_eval, cmd_finetune, cmd_merge,
                                  cmd_methods, cmd_pretrain)
-from minift.cli.align import add_align_parser
+from minift.cli.align import add_align_parser, add_reward_parser
 from minift.cli.generate import cmd_generate
 from minift.cli.real_models import cmd_export, cmd_fetch
 from minift.data.tasks import TASKS
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _compare_parser(sub)
     add_align_parser(sub, _compute_args)
+    add_reward_parser(sub, _compute_args)
 
     s = _sub(sub, "fetch", "download a real pretrained model once, check it, and convert it into the cache")
     s.add_argument("name", choices=list(DOWNLOADS), help="the model")

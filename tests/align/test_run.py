@@ -74,3 +74,23 @@ def test_the_command_line(tmp_path, capsys, quick_base):
     data.write_text('{"prompt": "a", "chosen": "b"}\n', encoding="utf-8")
     assert main(["align", "--base", "quick", "--data", str(data), "--out", str(tmp_path / "bad")]) != 0
     assert "prefs.jsonl:1: missing field 'rejected'" in capsys.readouterr().err
+
+
+def test_reward_model_train_score_and_judge(tmp_path, capsys, quick_base):
+    assert main(["reward", "train", "--base", "quick", "--task", "polite", "--max-steps", "3", "--n-train", "16",
+                 "--out", str(tmp_path / "rm"), "--quiet"]) == 0
+    assert "held-out pairs ranked right" in capsys.readouterr().out
+    r = json.loads((tmp_path / "rm" / "results.json").read_text())
+    assert set(r["test"]) == {"accuracy", "margin", "n"} and r["test"]["n"] == 100
+    assert main(["reward", "score", str(tmp_path / "rm"), "--prompt", "How much is the kite?",
+                 "--answer", "It is 10 dollars.", "--answer", "Read the sign yourself."]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    a = align(AlignConfig(reward_model=str(tmp_path / "rm"), **FAST), tmp_path / "run", progress=False)
+    assert 0.0 <= a["rm_win_rate"] <= 1.0 and "rm_reward_policy" in a
+    assert "not a reward-model run" in main_error(capsys, "reward", "score", str(tmp_path), "--prompt", "a",
+                                                  "--answer", "b")
+
+
+def main_error(capsys, *argv):
+    assert main(list(argv)) != 0
+    return capsys.readouterr().err
