@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from minift.errors import ConfigError
 
 PREFERENCE_METHODS = ("dpo", "cdpo", "robust", "ipo", "hinge", "simpo", "orpo", "cpo", "kto")
+RL_METHODS = ("grpo", "rloo")  # sample, reward by rule, reinforce (align/rl.py)
+ALIGN_METHODS = PREFERENCE_METHODS + RL_METHODS
 PREFERENCE_SETS = ("polite", "facts", "refusal")
 # the peak lr an alignment run uses when none is given, by what it updates; measured on the tiny base with the
 # polite set (docs/alignment.md): preference losses move a model fast, and more than this overshoots
@@ -23,8 +25,9 @@ class AlignConfig:
                                        # answer it saw, rude ones included, which preference training then corrects)
     task: str | None = None            # a built-in preference set (PREFERENCE_SETS) ...
     data: str | None = None            # ... or your JSONL ({prompt, chosen, rejected} or {prompt, completion, label})
-    method: str = "dpo"                # a PREFERENCE_METHODS name
-    options: dict = field(default_factory=dict)   # the method's hyper-parameters (objective.PreferenceConfig)
+    method: str = "dpo"                # a PREFERENCE_METHODS or RL_METHODS name
+    options: dict = field(default_factory=dict)   # the method's hyper-parameters (objective.PreferenceConfig,
+                                                  # rl.RLConfig)
     update: str = "lora"               # what trains: a new LoRA (reference = adapter off) or every weight ("full")
     lr: float | None = None            # None → DEFAULT_LR[update]
     epochs: float = 1.0                # preference sets overfit fast: one pass is the usual recipe
@@ -49,9 +52,11 @@ class AlignConfig:
                               f"{', '.join(PREFERENCE_SETS)}) and data (your JSONL file)")
         if self.task is not None and self.task not in PREFERENCE_SETS:
             raise ConfigError(f"unknown preference set {self.task!r}; built-in sets are {', '.join(PREFERENCE_SETS)}")
-        if self.method not in PREFERENCE_METHODS:
-            raise ConfigError(f"unknown alignment method {self.method!r}; choose one of "
-                              f"{', '.join(PREFERENCE_METHODS)}")
+        if self.method not in ALIGN_METHODS:
+            raise ConfigError(f"unknown alignment method {self.method!r}; choose one of {', '.join(ALIGN_METHODS)}")
+        if self.method in RL_METHODS and self.task is None:
+            raise ConfigError(f"{self.method} rewards answers by a rule; the built-in sets have one "
+                              f"({', '.join(PREFERENCE_SETS)}), a data file does not")
         if self.update not in DEFAULT_LR:
             raise ConfigError(f"update must be 'lora' or 'full', got {self.update!r}")
         for name in ("batch_size", "grad_accum", "max_new_tokens"):

@@ -47,6 +47,18 @@ def model_logps(model, ids: torch.Tensor, targets: torch.Tensor, attention_mask:
     return (total / n.clamp(min=1) if average else total), n
 
 
+def token_logps(model, ids: torch.Tensor, targets: torch.Tensor, attention_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+    """Per-token log-probs (B, T) of the scored targets, 0 elsewhere (the head on the scored positions only): what
+    the RL losses weigh token by token."""
+    scored = targets != IGNORE_INDEX
+    logits, _ = model(ids, attention_mask=attention_mask, positions=scored)
+    logp = torch.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)
+    out = torch.zeros(targets.shape, dtype=logp.dtype, device=logp.device)
+    out[scored] = logp.gather(-1, targets[scored].unsqueeze(-1)).squeeze(-1)
+    return out
+
+
 def split_pair(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A stacked (2B, …) tensor → (chosen (B, …), rejected (B, …))."""
     half = x.shape[0] // 2

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 
 from minift.align import losses as L
-from minift.align.logprobs import model_logps, split_pair
+from minift.align.logprobs import model_logps, split_pair, token_logps
 from minift.errors import ConfigError
 from minift.peft import disabled, method_of
 
@@ -101,6 +101,19 @@ class Reference:
         try:
             with disabled(model) if self.frozen is None else nullcontext():
                 return model_logps(model, ids, targets, mask, average)[0]
+        finally:
+            model.train(was)
+
+
+    @torch.no_grad()
+    def token_logps(self, ids, targets, mask) -> torch.Tensor:
+        """Per-token log π_ref (B, T) (logprobs.token_logps), for the RL stage's KL."""
+        model = self.frozen if self.frozen is not None else self.policy
+        was = model.training
+        model.eval()
+        try:
+            with disabled(model) if self.frozen is None else nullcontext():
+                return token_logps(model, ids, targets, mask)
         finally:
             model.train(was)
 

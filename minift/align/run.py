@@ -7,7 +7,9 @@
        (the reference is a frozen copy); dropout switched off everywhere (objective.disable_dropout)
     3. the preference data: a built-in set (minift.data.preferences) or your JSONL, encoded with the run's template
     4. training with the explicit loop (minift.training.train): the objective's loss, its per-step numbers in
-       preference.jsonl (rewards of chosen and rejected, margin, pair accuracy, log-probs, lengths)
+       preference.jsonl (rewards of chosen and rejected, margin, pair accuracy, log-probs, lengths; for GRPO and
+       RLOO — align/rl.py, which first checks the reward on known-good and known-bad answers — mean reward, KL,
+       clip fraction, share of zero-spread groups, answer length)
     5. scoring on the held-out pairs: pair accuracy and margin of the implicit reward; greedy answers of the policy
        and of the reference to the test prompts, judged by the set's rules (align/judges.py): scores, the win rate of
        policy over reference, the answers' length; the KL from the reference on the policy's own answers
@@ -25,12 +27,13 @@ from pathlib import Path
 
 import torch
 
-from minift.align.config import DEFAULT_LR, AlignConfig
+from minift.align.config import DEFAULT_LR, RL_METHODS, AlignConfig
 from minift.align.judges import JUDGES, win_rate
 from minift.align.logprobs import model_logps
 from minift.align.objective import (PreferenceConfig, Reference, disable_dropout, kto_loss_fn, pair_loss_fn,
                                     precompute_reference)
 from minift.align.pairs import collate_pairs, collate_unpaired, encode_pairs, encode_unpaired
+from minift.align.rl import RLConfig, rl_loss_fn, sanity_check
 from minift.base.cache import resolve_base
 from minift.base.store import save_model_dir
 from minift.data.preferences import load_preference_jsonl, load_preferences, to_unpaired
@@ -86,10 +89,16 @@ def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress:
     out = Path(out_dir)
     check_out_dir(out, FILES, force=force)
     splits = preference_data(config)
+    rl = config.method in RL_METHODS
     kto = config.method == "kto" or "completion" in splits["train"][0]
     if kto and config.method != "kto":
         raise ConfigError(f"{config.data} holds unpaired records (completion, label): only kto trains on those")
-    pcfg = PreferenceConfig(config.method, **config.options)
+    # the objective's settings, checked before anything is loaded; the held-out pairs are scored with DPO's
+    # implicit reward whatever the method
+    scfg = RLConfig(config.method, max_new_tokens=config.max_new_tokens, **config.options) if rl else \
+        PreferenceConfig(config.method, **config.options)
+    pcfg = PreferenceConfig("dpo") if rl else scfg
+    sanity = sanity_check(JUDGES[config.task], splits["train"]) if rl else None
     seed_everything(config.seed)
     model, tok, preset = starting_policy(config)
     template = get_template(resolve_template_name(config.template, model.config.block_size, tok))
@@ -104,8 +113,43 @@ def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress:
     disable_dropout(model)
     reference = Reference(model, frozen)
     out = prepare_out_dir(out, FILES, force=force)
-    max_len = config.max_len or model.config.block_size
+    if rl:
+        loss_fn, batches, val, n_items, stats = _rl_objective(config, scfg, reference, tok, template, splits)
+    else:
+        loss_fn, batches, val, n_items, stats = _preference_objective(config, scfg, reference, tok, template, splits,
+                                                                      kto, model.config.block_size)
+    bs = config.batch_size
+    steps = config.max_steps or max(1, round(config.epochs * -(-n_items // bs) / config.grad_accum))
+    lr = config.lr or DEFAULT_LR[config.update]
+    tcfg = TrainConfig(max_steps=steps, grad_accum=config.grad_accum, lr=lr, warmup_steps=max(1, steps // 10),
+                       weight_decay=0.0, eval_every=max(1, steps // 5), log_every=max(1, min(10, steps // 5)),
+                       seed=config.seed, device=config.device, dtype=config.dtype, progress=progress,
+                       desc=f"align {config.method}")
+    save_json(out / "align.json", {"format": "minift-align", "config": config.to_dict(), "objective": scfg.to_dict(),
+                                   "kind": "rl" if rl else "unpaired" if kto else "paired"})
+    result = train(model, loss_fn, batches, tcfg, val_batches=val, out_dir=out)
+    per_step = _per_step(scfg.metrics[: steps * config.grad_accum], config.grad_accum)
+    export_jsonl(per_step, out / "preference.jsonl")
+    model.eval()
+    scores = evaluate_alignment(model, reference, tok, template, splits["test"], config, pcfg)
+    after_loss = lm_val_loss(model, probe)
+    if config.update == "lora":
+        save_adapter(model, out / "adapter.pt")
+    else:
+        save_model_dir(out / "model", model.cpu(), tok, preset=preset)
+    record = {"method": config.method, "update": config.update, "task": config.task, "data": config.data,
+              "config": config.to_dict(), "objective": scfg.to_dict(), "steps": result.steps, "lr": lr,
+              "data_stats": stats, "sft": sft, "sanity": sanity, "train_seconds": result.elapsed_s,
+              "wall_seconds": time.perf_counter() - t_start,
+              "final_step": per_step[-1] if per_step else None, "forgetting": forgetting(before_loss, after_loss),
+              **scores}
+    save_json(out / "results.json", record)
+    return record
 
+
+def _preference_objective(config, pcfg, reference, tok, template, splits, kto: bool, block_size: int):
+    """(loss_fn, train batches, val batches, training items, encoding stats) of a preference method."""
+    max_len = config.max_len or block_size
     if kto:
         train_rec = splits["train"] if "completion" in splits["train"][0] else to_unpaired(splits["train"])
         val_rec = splits["val"] if "completion" in splits["val"][0] else to_unpaired(splits["val"])
@@ -123,33 +167,22 @@ def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress:
     if not train_enc:
         raise ConfigError("no training pair is left after encoding (every answer was cut off); raise max_len")
     bs = config.batch_size
-    steps = config.max_steps or max(1, round(config.epochs * -(-len(train_enc) // bs) / config.grad_accum))
-    lr = config.lr or DEFAULT_LR[config.update]
-    tcfg = TrainConfig(max_steps=steps, grad_accum=config.grad_accum, lr=lr, warmup_steps=max(1, steps // 10),
-                       weight_decay=0.0, eval_every=max(1, steps // 5), log_every=max(1, min(10, steps // 5)),
-                       seed=config.seed, device=config.device, dtype=config.dtype, progress=progress,
-                       desc=f"align {config.method}")
     val = [collate(val_enc[i:i + bs]) for i in range(0, len(val_enc), bs)]
-    save_json(out / "align.json", {"format": "minift-align", "config": config.to_dict(),
-                                   "preference": pcfg.to_dict(), "kind": "unpaired" if kto else "paired"})
-    result = train(model, loss_fn, epoch_batches(train_enc, bs, collate, seed=config.seed), tcfg, val_batches=val,
-                   out_dir=out)
-    per_step = _per_step(pcfg.metrics[: steps * config.grad_accum], config.grad_accum)
-    export_jsonl(per_step, out / "preference.jsonl")
-    model.eval()
-    scores = evaluate_alignment(model, reference, tok, template, splits["test"], config, pcfg)
-    after_loss = lm_val_loss(model, probe)
-    if config.update == "lora":
-        save_adapter(model, out / "adapter.pt")
-    else:
-        save_model_dir(out / "model", model.cpu(), tok, preset=preset)
-    record = {"method": config.method, "update": config.update, "task": config.task, "data": config.data,
-              "config": config.to_dict(), "preference": pcfg.to_dict(), "steps": result.steps, "lr": lr,
-              "data_stats": stats, "sft": sft, "train_seconds": result.elapsed_s, "wall_seconds": time.perf_counter() - t_start,
-              "final_step": per_step[-1] if per_step else None, "forgetting": forgetting(before_loss, after_loss),
-              **scores}
-    save_json(out / "results.json", record)
-    return record
+    return loss_fn, epoch_batches(train_enc, bs, collate, seed=config.seed), val, len(train_enc), stats
+
+
+def _rl_objective(config, rcfg, reference, tok, template, splits):
+    """(loss_fn, batches, None, training prompts, stats) of GRPO / RLOO: batch i is config.batch_size prompts of
+    the shuffled training split (a pure function of i, as the loop requires)."""
+    records = splits["train"][:]
+    random.Random(config.seed).shuffle(records)
+    bs = config.batch_size
+
+    def batches(i: int) -> dict:
+        return {"records": [records[(i * bs + j) % len(records)] for j in range(bs)], "index": i}
+
+    loss_fn = rl_loss_fn(rcfg, reference if rcfg.beta else None, tok, template, JUDGES[config.task], config.seed)
+    return loss_fn, batches, None, len(records), {"n_prompts": len(records)}
 
 
 def sft_stage(model, tok, template, train_pairs: list[dict], config: AlignConfig, progress: bool) -> dict:

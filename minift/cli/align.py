@@ -9,7 +9,7 @@ the command imports the alignment stage when it runs.
 
 from __future__ import annotations
 
-from minift.align.config import DEFAULT_LR, PREFERENCE_METHODS, PREFERENCE_SETS, AlignConfig
+from minift.align.config import ALIGN_METHODS, DEFAULT_LR, PREFERENCE_SETS, AlignConfig
 from minift.cli.arguments import _key_value, _non_negative_float, _positive_float, _positive_int, _sub
 
 D = AlignConfig.__dataclass_fields__
@@ -23,7 +23,8 @@ def add_align_parser(sub, compute_args) -> None:
                                                                 "writes it as JSONL)")
     what.add_argument("--data", help="your JSONL: {prompt, chosen, rejected} per line, or {prompt, completion, "
                                      "label} for kto")
-    s.add_argument("--method", default="dpo", choices=PREFERENCE_METHODS, help="the preference loss (docs/alignment.md)")
+    s.add_argument("--method", default="dpo", choices=ALIGN_METHODS,
+                   help="a preference loss, or grpo / rloo: sample, reward by the set's rule (docs/alignment.md)")
     s.add_argument("--base", default="tiny", help="a preset or a model directory: the policy to start from")
     s.add_argument("--from", dest="from_run", default=None,
                    help="start from a finished fine-tuning run instead (full, or LoRA / DoRA / (IA)³, merged first)")
@@ -34,9 +35,11 @@ def add_align_parser(sub, compute_args) -> None:
                    help="first fine-tune every weight on the answers for this many epochs (the SFT step)")
     s.add_argument("--sft-on", default="chosen", choices=("chosen", "both"),
                    help="the SFT step's answers: the chosen ones, or both answers of each pair")
-    s.add_argument("--beta", type=_positive_float, default=None, help="β (unset: 0.1; simpo 2.5)")
+    s.add_argument("--beta", type=_non_negative_float, default=None,
+                   help="β (unset: 0.1; simpo 2.5; grpo / rloo: the KL weight, 0.04)")
     s.add_argument("--opt", type=_key_value, action="append", metavar="KEY=VALUE",
-                   help="another option of the loss: eps, gamma, lam, alpha, sft_weight, average (repeatable)")
+                   help="another option of the method: eps, gamma, lam, alpha, sft_weight, average; for grpo / rloo: "
+                        "group, clip_eps, temperature, aggregation, scale_by_std, skip_zero_spread (repeatable)")
     s.add_argument("--lr", type=_positive_float, default=None,
                    help=f"peak learning rate (unset: {DEFAULT_LR['lora']:g} for lora, {DEFAULT_LR['full']:g} for full)")
     steps = s.add_mutually_exclusive_group()
@@ -78,6 +81,8 @@ def cmd_align(args) -> int:
         threads=args.threads)
     r = align(config, args.out, force=args.force, progress=not args.quiet)
     line = f"{r['method']}: {r['steps']} steps"
+    if r.get("sanity"):
+        line += f" (reward check: good {r['sanity']['good_mean']:.2f} vs bad {r['sanity']['bad_mean']:.2f})"
     if "pair_accuracy" in r:
         line += f"; held-out pairs ranked right {r['pair_accuracy']:.0%} (margin {r['pair_margin']:+.2f})"
     if "win_rate" in r:

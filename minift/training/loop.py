@@ -264,7 +264,8 @@ class _Run:
     def skip_step(self) -> None:
         self.state.skipped += 1
         if self.rank == 0:
-            warnings.warn(f"step {self.state.step}: no supervised tokens in the batch; step skipped", stacklevel=3)
+            warnings.warn(f"step {self.state.step}: nothing to learn from in the batch (no supervised token; in RL, "
+                          "no group whose rewards differ); step skipped", stacklevel=3)
 
     def after_step(self, loss: float, n: int, tokens: int, lr: float, dt: float) -> None:
         """Counters, the progress bar, and a metrics.jsonl record every log_every steps."""

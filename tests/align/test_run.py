@@ -70,7 +70,7 @@ def test_the_command_line(tmp_path, capsys, quick_base):
                  "--quiet", "--opt", "gamma=0.5"]) == 0
     out = capsys.readouterr().out
     assert "simpo: 2 steps" in out and "held-out pairs ranked right" in out
-    assert json.loads((tmp_path / "run" / "results.json").read_text())["preference"]["gamma"] == 0.5
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["objective"]["gamma"] == 0.5
     data.write_text('{"prompt": "a", "chosen": "b"}\n', encoding="utf-8")
     assert main(["align", "--base", "quick", "--data", str(data), "--out", str(tmp_path / "bad")]) != 0
     assert "prefs.jsonl:1: missing field 'rejected'" in capsys.readouterr().err
@@ -94,3 +94,29 @@ def test_reward_model_train_score_and_judge(tmp_path, capsys, quick_base):
 def main_error(capsys, *argv):
     assert main(list(argv)) != 0
     return capsys.readouterr().err
+
+
+def test_the_reward_sanity_check_catches_a_buggy_reward():
+    from minift.align.judges import judge_polite
+    from minift.align.rl import sanity_check
+    from minift.data.preferences import load_preferences
+
+    pairs = load_preferences("polite", "val")
+    assert sanity_check(judge_polite, pairs)["ordered_share"] >= 0.9
+    with pytest.raises(ConfigError, match="does not prefer known-good"):
+        sanity_check(lambda pair, answer: 1.0, pairs)  # pays for anything: the classic parse-failure bug
+    with pytest.raises(ConfigError, match="does not prefer known-good"):
+        sanity_check(lambda pair, answer: float("dollars" in answer), pairs)  # a format reward: rude answers
+        # that state the price score as well as polite ones
+
+
+@pytest.mark.parametrize("method,group", [("grpo", 2), ("rloo", 3)])
+def test_an_rl_run(method, group, tmp_path, quick_base):
+    r = align(AlignConfig(method=method, options={"group": group, "aggregation": "dapo"},
+                          **{**FAST, "batch_size": 2}), tmp_path / "run", progress=False)
+    steps = [json.loads(line) for line in (tmp_path / "run" / "preference.jsonl").read_text().splitlines()]
+    assert len(steps) == 3 and set(steps[0]) >= {"reward", "kl", "clip_fraction", "zero_spread", "length"}
+    assert steps[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # a new adapter starts at the reference
+    assert r["sanity"]["good_mean"] > r["sanity"]["bad_mean"] and "win_rate" in r
+    with pytest.raises(ConfigError, match="rule"):
+        AlignConfig(method="grpo", data="x.jsonl")
