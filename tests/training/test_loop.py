@@ -276,7 +276,7 @@ def test_step_without_supervised_tokens_is_skipped_not_nan():
         return (x, torch.full_like(y, -100)) if i == 2 else (x, y)
 
     model = tiny_gpt()
-    with pytest.warns(UserWarning, match="step 3: no supervised tokens"):
+    with pytest.warns(UserWarning, match="step 3: nothing to learn from"):
         res = train(model, lm_loss_fn, with_empty, quiet(max_steps=5, log_every=1, lr=1e-2))
     assert res.skipped_steps == 1 and [r["step"] for r in res.history] == [1, 2, 4, 5]
     assert all(math.isfinite(r["train_loss"]) for r in res.history)
