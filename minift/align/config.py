@@ -21,6 +21,7 @@ class AlignConfig:
     from_run: str | None = None        # ... or a finished SFT run (full, or a mergeable method, merged first)
     sft_epochs: float = 0.0            # > 0: first fine-tune every weight on the chosen answers (the classic SFT
                                        # step before preference training), then align from that model
+    sft_batch_size: int = 8            # the SFT step's examples per step (its own: RL's batch counts prompts)
     sft_on: str = "chosen"             # the SFT step's answers: "chosen", or "both" (a model that imitated every
                                        # answer it saw, rude ones included, which preference training then corrects)
     task: str | None = None            # a built-in preference set (PREFERENCE_SETS) ...
@@ -59,7 +60,7 @@ class AlignConfig:
                               f"({', '.join(PREFERENCE_SETS)}), a data file does not")
         if self.update not in DEFAULT_LR:
             raise ConfigError(f"update must be 'lora' or 'full', got {self.update!r}")
-        for name in ("batch_size", "grad_accum", "max_new_tokens"):
+        for name in ("batch_size", "grad_accum", "max_new_tokens", "sft_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.max_steps is not None and self.max_steps < 1:

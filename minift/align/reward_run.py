@@ -20,7 +20,7 @@ import torch
 from minift.align.config import DEFAULT_LR, AlignConfig, RewardConfig
 from minift.align.reward import (RewardModel, collate_reward_pairs, encode_reward_pairs, encode_scored,
                                  reward_loss_fn, score_pairs, score_texts)
-from minift.align.run import preference_data, starting_policy
+from minift.align.start import preference_data, starting_policy
 from minift.base.store import load_model_dir, save_model_dir
 from minift.errors import ConfigError, MissingFileError
 from minift.files import PathLike, check_out_dir, load_json, prepare_out_dir, save_json, torch_load, torch_save_atomic

@@ -23,6 +23,7 @@ import copy
 import random
 import time
 from contextlib import nullcontext
+from typing import Callable
 from pathlib import Path
 
 import torch
@@ -34,18 +35,17 @@ from minift.align.objective import (PreferenceConfig, Reference, disable_dropout
                                     precompute_reference)
 from minift.align.pairs import collate_pairs, collate_unpaired, encode_pairs, encode_unpaired
 from minift.align.rl import RLConfig, rl_loss_fn, sanity_check
-from minift.base.cache import resolve_base
+from minift.align.start import preference_data, starting_policy
 from minift.base.store import save_model_dir
-from minift.data.preferences import load_preference_jsonl, load_preferences, to_unpaired
+from minift.data.preferences import to_unpaired
 from minift.errors import ConfigError
 from minift.data.loaders import export_jsonl
 from minift.files import PathLike, check_out_dir, prepare_out_dir, save_json
 from minift.finetune.forgetting import forgetting, lm_val_loss, pretraining_batches
-from minift.finetune.load import load_finetuned
 from minift.finetune.config import FULL_FINETUNING_LR
 from minift.finetune.sft import encode_dataset, encode_ids, generate_batch, sft_collate, sft_loss_fn
 from minift.finetune.templates import get_template, resolve_template_name
-from minift.peft import apply_method, disabled, merge_and_unload, method_config, method_of, save_adapter
+from minift.peft import apply_method, disabled, method_config, save_adapter
 from minift.training.batches import epoch_batches
 from minift.training.config import TrainConfig
 from minift.training.device import seed_everything, use_threads
@@ -55,35 +55,10 @@ FILES = ("adapter.pt", "model", "results.json", "preference.jsonl", "metrics.jso
          "best.pt", "align.json")
 
 
-def starting_policy(config: AlignConfig):
-    """(model, tokenizer, preset) the run starts from: the base, or an SFT run made into a plain model."""
-    if config.from_run is None:
-        return resolve_base(config.base, progress=False)
-    model, tok, sft = load_finetuned(config.from_run)
-    if method_of(model) is not None:
-        if not type(method_of(model)).mergeable or type(method_of(model)).merge_targets:
-            raise ConfigError(f"{config.from_run} used {method_of(model).method!r}, which cannot be merged into its "
-                              "base for free; align from a full, LoRA, DoRA or (IA)³ run")
-        merge_and_unload(model)
-    _, _, preset = resolve_base(sft.base, progress=False)
-    return model.train(), tok, preset
-
-
-def preference_data(config: AlignConfig) -> dict[str, list[dict]]:
-    if config.task is not None:
-        splits = {s: load_preferences(config.task, s, config.seed) for s in ("train", "val", "test")}
-    else:
-        records = load_preference_jsonl(config.data)
-        records = records[:]
-        random.Random(config.seed).shuffle(records)
-        n_test = max(1, len(records) // 10)
-        splits = {"test": records[:n_test], "val": records[n_test:2 * n_test], "train": records[2 * n_test:]}
-    if config.n_train is not None:
-        splits["train"] = splits["train"][:config.n_train]
-    return splits
-
-
-def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress: bool = True) -> dict:
+def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress: bool = True,
+          reward: Callable[[dict, str], float] | None = None) -> dict:
+    """Run the stage (module docstring); returns results.json's record. `reward` (grpo, rloo): a function
+    (record, answer) → score to train on instead of the set's rule — the scores reported stay the rule's."""
     t_start = time.perf_counter()
     use_threads(config.threads)
     out = Path(out_dir)
@@ -98,7 +73,8 @@ def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress:
     scfg = RLConfig(config.method, max_new_tokens=config.max_new_tokens, **config.options) if rl else \
         PreferenceConfig(config.method, **config.options)
     pcfg = PreferenceConfig("dpo") if rl else scfg
-    sanity = sanity_check(JUDGES[config.task], splits["train"]) if rl else None
+    train_reward = reward or (JUDGES[config.task] if rl else None)
+    sanity = sanity_check(train_reward, splits["train"]) if rl else None
     seed_everything(config.seed)
     model, tok, preset = starting_policy(config)
     template = get_template(resolve_template_name(config.template, model.config.block_size, tok))
@@ -114,7 +90,8 @@ def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress:
     reference = Reference(model, frozen)
     out = prepare_out_dir(out, FILES, force=force)
     if rl:
-        loss_fn, batches, val, n_items, stats = _rl_objective(config, scfg, reference, tok, template, splits)
+        loss_fn, batches, val, n_items, stats = _rl_objective(config, scfg, reference, tok, template, splits,
+                                                              train_reward)
     else:
         loss_fn, batches, val, n_items, stats = _preference_objective(config, scfg, reference, tok, template, splits,
                                                                       kto, model.config.block_size)
@@ -171,7 +148,7 @@ def _preference_objective(config, pcfg, reference, tok, template, splits, kto: b
     return loss_fn, epoch_batches(train_enc, bs, collate, seed=config.seed), val, len(train_enc), stats
 
 
-def _rl_objective(config, rcfg, reference, tok, template, splits):
+def _rl_objective(config, rcfg, reference, tok, template, splits, reward):
     """(loss_fn, batches, None, training prompts, stats) of GRPO / RLOO: batch i is config.batch_size prompts of
     the shuffled training split (a pure function of i, as the loop requires)."""
     records = splits["train"][:]
@@ -181,7 +158,7 @@ def _rl_objective(config, rcfg, reference, tok, template, splits):
     def batches(i: int) -> dict:
         return {"records": [records[(i * bs + j) % len(records)] for j in range(bs)], "index": i}
 
-    loss_fn = rl_loss_fn(rcfg, reference if rcfg.beta else None, tok, template, JUDGES[config.task], config.seed)
+    loss_fn = rl_loss_fn(rcfg, reference if rcfg.beta else None, tok, template, reward, config.seed)
     return loss_fn, batches, None, len(records), {"n_prompts": len(records)}
 
 
@@ -195,11 +172,11 @@ def sft_stage(model, tok, template, train_pairs: list[dict], config: AlignConfig
     else:
         examples = [{"instruction": p["prompt"], "input": "", "output": p[a]} for p in train_pairs for a in answers]
     enc, _ = encode_dataset(tok, examples, template, config.max_len or model.config.block_size)
-    steps = max(1, round(config.sft_epochs * -(-len(enc) // config.batch_size)))
+    steps = max(1, round(config.sft_epochs * -(-len(enc) // config.sft_batch_size)))
     tcfg = TrainConfig(max_steps=steps, lr=FULL_FINETUNING_LR, warmup_steps=max(1, steps // 20), weight_decay=0.0,
                        eval_every=steps, log_every=max(1, min(10, steps)), seed=config.seed, device=config.device,
                        dtype=config.dtype, progress=progress, desc="align: sft on chosen")
-    result = train(model, sft_loss_fn, epoch_batches(enc, config.batch_size, sft_collate(tok.pad_id),
+    result = train(model, sft_loss_fn, epoch_batches(enc, config.sft_batch_size, sft_collate(tok.pad_id),
                                                       seed=config.seed), tcfg)
     model.train()
     return {"steps": result.steps, "final_loss": result.final_train_loss, "seconds": result.elapsed_s}
