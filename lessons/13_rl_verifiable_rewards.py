@@ -12,11 +12,12 @@
 # 4. reward hacking: pay a little for length, and watch what the model optimises.
 #
 # Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the small `quick` base and 2 steps per run; full mode the
-# `tiny` base, 40 steps per run, about 6 minutes on 2 CPU cores.
+# `tiny` base, 60 steps per run, about 4 minutes on 2 CPU cores.
 
 # %%
 import json
 import os
+import warnings
 
 import matplotlib.pyplot as plt
 
@@ -30,11 +31,13 @@ from minift.files import minift_home
 
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 BASE = "quick" if QUICK else "tiny"
-STEPS = 2 if QUICK else 40
+STEPS = 2 if QUICK else 60
 OUT = minift_home() / "lessons" / "13_rl"
 COMMON = dict(base=BASE, task="polite", sft_epochs=2, sft_on="both", max_steps=STEPS,
               **(dict(n_train=16, n_eval=4, max_new_tokens=12) if QUICK else {}))
 print(f"mode: {'quick' if QUICK else 'full'}; base {BASE}; {STEPS} steps per run")
+# a step whose groups all scored equally has nothing to learn and is skipped; the runs below count those groups
+warnings.filterwarnings("ignore", message=".*nothing to learn from")
 
 
 def steps_of(name):
@@ -101,7 +104,7 @@ plt.show()
 #
 # Both runs sample 16 answers per step: 8 prompts × 2 answers, or 2 prompts × 8 answers. Two answers are the
 # cheapest contrast — GRPO with G = 2 is a pairwise comparison, DPO's shape — but a pair of equal rewards teaches
-# nothing, and with a good SFT model that happens often.
+# nothing — and with a decent SFT model that happens most of the time.
 
 # %%
 runs = {}
@@ -116,12 +119,12 @@ for g, prompts in ((2, 8), (8, 2)):
 # %% [markdown]
 # ## 4. Reward hacking
 #
-# Now add a small bonus for length — 0.05 per word, the kind of "longer answers are more helpful" shortcut a
-# learned reward model can pick up on its own. The model optimises what it is paid for:
+# Now add a bonus for length — 0.1 per word, the kind of "longer answers are more helpful" shortcut a learned
+# reward model can pick up on its own. The model optimises what it is paid for:
 
 # %%
 def polite_and_long(record, answer):
-    return judge_polite(record, answer) + 0.05 * min(len(answer.split()), 40)
+    return judge_polite(record, answer) + 0.1 * min(len(answer.split()), 40)
 
 
 hacked = align(AlignConfig(method="grpo", options={"group": 4}, batch_size=4, **COMMON), OUT / "hacked",
@@ -132,11 +135,12 @@ for name, r in (("honest reward", grpo), ("+ length bonus", hacked)):
 for s in hacked["samples"][:3]:
     print(f"  {s['prompt']}\n    → {s['policy']!r}")
 if not QUICK:
-    assert hacked["length_policy"] > grpo["length_policy"]
+    assert hacked["length_policy"] > grpo["length_policy"] and hacked["judge_policy"] < grpo["judge_policy"]
 
 # %% [markdown]
-# The length goes up; whether the answers got *better* is what the honest rule says. A reward is a specification,
-# and RL finds the cheapest way to satisfy it. The defences are the ones this lesson used: test the reward on
+# With the honest reward the answers got shorter and better; with the bonus they stay long — and the honest rule
+# judges them *worse* than the SFT model it started from (full mode: 15.3 tokens and 54 % judged good, against 12.0
+# tokens and 98 % without the bonus). A reward is a specification, and RL finds the cheapest way to satisfy it. The defences are the ones this lesson used: test the reward on
 # known-good and known-bad answers, keep a KL to the reference, and measure what you care about separately from
 # what you train on.
 #

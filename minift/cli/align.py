@@ -16,8 +16,8 @@ D = AlignConfig.__dataclass_fields__
 
 
 def add_align_parser(sub, compute_args) -> None:
-    s = _sub(sub, "align", "align a model with preferences: the DPO family and KTO, from a base or an SFT run "
-             "(results.json, preference.jsonl, the adapter or model)")
+    s = _sub(sub, "align", "align a model with preferences: the DPO family, KTO, or GRPO / RLOO with rule rewards, "
+             "from a base or an SFT run")
     what = s.add_mutually_exclusive_group(required=True)
     what.add_argument("--task", choices=PREFERENCE_SETS, help="a built-in preference set (`minift data export NAME` "
                                                                 "writes it as JSONL)")

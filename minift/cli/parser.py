@@ -134,10 +134,12 @@ def _compute_args(s, dtype: bool = True) -> None:
 
 
 def _compare_parser(sub) -> None:
-    text = "fine-tune several methods on one task and compare them: results.json, table.md, plots"
+    text = ("fine-tune several methods on one task (or align with several methods on one preference set) and "
+            "compare them: results.json, table.md, plots")
     s = _sub(sub, "compare", text)
     what = s.add_mutually_exclusive_group(required=True)
-    what.add_argument("--task", choices=list(TASKS), help="a built-in task")
+    what.add_argument("--task", choices=[*TASKS, *PREFERENCE_SETS],
+                      help="a built-in task, or a preference set (then --methods are alignment methods)")
     what.add_argument("--data", help="your own JSONL/CSV file instead of a built-in task")
     s.add_argument("--base", default="tiny", help=f"a preset ({', '.join(PRESETS)}) or a model directory")
     s.add_argument("--methods", default=None, help="comma-separated methods (unset: full and every PEFT method)")
@@ -156,6 +158,10 @@ def _compare_parser(sub) -> None:
     s.add_argument("--in-process", action="store_true",
                    help="run every cell in this process: no start-up cost per run, but peak RSS then includes "
                         "what earlier runs left resident")
+    a = s.add_argument_group("with a preference set (alignment methods: dpo, ipo, orpo, kto, grpo, …)")
+    a.add_argument("--sft-epochs", type=_non_negative_float, default=0.0, help="the SFT step before every method")
+    a.add_argument("--sft-on", default="chosen", choices=("chosen", "both"), help="the SFT step's answers")
+    a.add_argument("--reward-model", default=None, help="a `minift reward train` run to judge by as well")
     s.add_argument("--force", action="store_true", help="run finished cells again")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_compare)

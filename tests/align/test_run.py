@@ -120,3 +120,18 @@ def test_an_rl_run(method, group, tmp_path, quick_base):
     assert r["sanity"]["good_mean"] > r["sanity"]["bad_mean"] and "win_rate" in r
     with pytest.raises(ConfigError, match="rule"):
         AlignConfig(method="grpo", data="x.jsonl")
+
+
+def test_compare_runs_alignment_methods_side_by_side(tmp_path, capsys, quick_base):
+    argv = ["compare", "--task", "polite", "--base", "quick", "--methods", "dpo,orpo", "--max-steps", "2",
+            "--n-train", "16", "--n-eval", "4", "--batch-size", "4", "--out", str(tmp_path / "cmp"), "--quiet"]
+    assert main(argv) == 0
+    table = (tmp_path / "cmp" / "table.md").read_text()
+    assert table.startswith("| method | pairs ranked right | chosen / rejected reward | judged good: start → aligned")
+    assert "| dpo |" in table and "| orpo |" in table
+    runs = json.loads((tmp_path / "cmp" / "results.json").read_text())["runs"]
+    assert set(runs) == {"dpo", "orpo"}
+    mtime = (tmp_path / "cmp" / "dpo" / "results.json").stat().st_mtime
+    assert main(argv) == 0  # finished methods are reused, not run again
+    assert (tmp_path / "cmp" / "dpo" / "results.json").stat().st_mtime == mtime
+    assert "alignment methods must be" in main_error(capsys, *argv[:6], "dpo,lora", *argv[7:])
