@@ -50,7 +50,8 @@ class PreferenceConfig:
     alpha: float = 1.0             # cpo: weight of the chosen NLL
     sft_weight: float = 0.0        # an extra NLL of the chosen answers (RPO), any method
     average: bool | None = None    # mean token log-probs instead of sums (None: simpo, orpo average; others sum)
-    metrics: list = field(default_factory=list, repr=False, compare=False)  # per micro-batch, filled by loss_fn
+    # one record per call of loss_fn ("training": False for the loop's validation passes), filled by loss_fn
+    metrics: list = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -154,7 +155,7 @@ def pair_loss_fn(cfg: PreferenceConfig, reference: Reference | None):
         total = per_pair + weight * nll if weight else per_pair
         cfg.metrics.append({**L.preference_metrics(pc.detach(), pr.detach(), rc, rr, cfg.beta),
                             "loss": float(total.detach().mean()), "length_chosen": float(nc.float().mean()),
-                            "length_rejected": float(nr.float().mean())})
+                            "length_rejected": float(nr.float().mean()), "training": model.training})
         return total.sum(), torch.tensor(pc.shape[0], device=device)
 
     return loss_fn
@@ -175,7 +176,7 @@ def kto_loss_fn(cfg: PreferenceConfig, reference: Reference, lambda_d: float = 1
             z0 = kl.mean().clamp(min=0)
         loss = L.kto_loss(r, b["label"], z0, cfg.beta, lambda_d, lambda_u)
         good, bad, r = b["label"], ~b["label"], r.detach()
-        cfg.metrics.append({"loss": float(loss.detach().mean()), "kl": float(z0),
+        cfg.metrics.append({"loss": float(loss.detach().mean()), "kl": float(z0), "training": model.training,
                             "rewards_desirable": float((cfg.beta * r[good]).mean()) if good.any() else float("nan"),
                             "rewards_undesirable": float((cfg.beta * r[bad]).mean()) if bad.any() else float("nan")})
         return loss.sum(), torch.tensor(lp.shape[0], device=device)

@@ -117,7 +117,8 @@ def rl_loss_fn(cfg: RLConfig, reference: Reference | None, tok, template, reward
         kl = float((grpo.k3(logp.detach(), ref) * scored).sum() / scored.sum()) if ref is not None else 0.0
         cfg.metrics.append({"reward": float(rewards.mean()), "kl": kl, "zero_spread": float(flat.float().mean()),
                             "clip_fraction": float((clipped & scored).sum() / scored.sum()),
-                            "length": float(scored.sum(dim=1).float().mean()), "loss": float(loss.detach())})
+                            "length": float(scored.sum(dim=1).float().mean()), "loss": float(loss.detach()),
+                            "training": model.training})
         return loss, torch.tensor(int(m.any()), device=device)
 
     return loss_fn

@@ -105,7 +105,7 @@ def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress:
     save_json(out / "align.json", {"format": "minift-align", "config": config.to_dict(), "objective": scfg.to_dict(),
                                    "kind": "rl" if rl else "unpaired" if kto else "paired"})
     result = train(model, loss_fn, batches, tcfg, val_batches=val, out_dir=out)
-    per_step = _per_step(scfg.metrics[: steps * config.grad_accum], config.grad_accum)
+    per_step = _per_step([m for m in scfg.metrics if m["training"]], config.grad_accum)  # validation left out
     export_jsonl(per_step, out / "preference.jsonl")
     model.eval()
     scores = evaluate_alignment(model, reference, tok, template, splits["test"], config, pcfg)
@@ -183,11 +183,12 @@ def sft_stage(model, tok, template, train_pairs: list[dict], config: AlignConfig
 
 
 def _per_step(records: list[dict], k: int) -> list[dict]:
-    """Micro-batch records → one per optimizer step (means), numbered from 1."""
+    """Micro-batch records of the training passes → one per optimizer step (means), numbered from 1."""
     out = []
     for i in range(0, len(records), k):
         chunk = records[i:i + k]
-        out.append({"step": i // k + 1, **{key: sum(r[key] for r in chunk) / len(chunk) for key in chunk[0]}})
+        out.append({"step": i // k + 1, **{key: sum(r[key] for r in chunk) / len(chunk) for key in chunk[0]
+                                           if key != "training"}})
     return out
 
 

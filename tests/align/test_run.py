@@ -135,3 +135,15 @@ def test_compare_runs_alignment_methods_side_by_side(tmp_path, capsys, quick_bas
     assert main(argv) == 0  # finished methods are reused, not run again
     assert (tmp_path / "cmp" / "dpo" / "results.json").stat().st_mtime == mtime
     assert "alignment methods must be" in main_error(capsys, *argv[:6], "dpo,lora", *argv[7:])
+
+
+def test_the_per_step_log_holds_the_training_steps_only(tmp_path, quick_base):
+    """Validation passes call the same loss function; their numbers must not enter preference.jsonl."""
+    align(AlignConfig(method="dpo", **{**FAST, "max_steps": 5}), tmp_path / "run", progress=False)
+    steps = [json.loads(line) for line in (tmp_path / "run" / "preference.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == [1, 2, 3, 4, 5] and "training" not in steps[0]
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = {m["step"]: m["train_loss"] for m in metrics if "train_loss" in m}
+    for s in steps:
+        if s["step"] in logged:  # the loop's own record of the same step
+            assert s["loss"] == pytest.approx(logged[s["step"]], rel=1e-5)
