@@ -10,6 +10,7 @@ PREFERENCE_METHODS = ("dpo", "cdpo", "robust", "ipo", "hinge", "simpo", "orpo", 
 RL_METHODS = ("grpo", "rloo")  # sample, reward by rule, reinforce (align/rl.py)
 ALIGN_METHODS = PREFERENCE_METHODS + RL_METHODS
 PREFERENCE_SETS = ("polite", "facts", "refusal")
+RL_TASKS = ("json",)  # tasks with a checkable answer but no preference pairs: for grpo / rloo only
 # the peak lr an alignment run uses when none is given, by what it updates; measured on the tiny base with the
 # polite set (docs/alignment.md): preference losses move a model fast, and more than this overshoots
 DEFAULT_LR = {"lora": 1e-3, "full": 1e-4}
@@ -51,8 +52,12 @@ class AlignConfig:
         if (self.task is None) == (self.data is None):
             raise ConfigError("give exactly one of task (a built-in preference set: "
                               f"{', '.join(PREFERENCE_SETS)}) and data (your JSONL file)")
-        if self.task is not None and self.task not in PREFERENCE_SETS:
-            raise ConfigError(f"unknown preference set {self.task!r}; built-in sets are {', '.join(PREFERENCE_SETS)}")
+        if self.task is not None and self.task not in PREFERENCE_SETS + RL_TASKS:
+            raise ConfigError(f"unknown preference set {self.task!r}; built-in sets are {', '.join(PREFERENCE_SETS)} "
+                              f"(and {', '.join(RL_TASKS)} for grpo / rloo)")
+        if self.task in RL_TASKS and self.method not in RL_METHODS:
+            raise ConfigError(f"task {self.task!r} has no preference pairs, only a checkable answer: use grpo or "
+                              "rloo")
         if self.method not in ALIGN_METHODS:
             raise ConfigError(f"unknown alignment method {self.method!r}; choose one of {', '.join(ALIGN_METHODS)}")
         if self.method in RL_METHODS and self.task is None:

@@ -6,7 +6,7 @@ import random
 
 from minift.align.config import AlignConfig
 from minift.base.cache import resolve_base
-from minift.data.preferences import load_preference_jsonl, load_preferences
+from minift.data.preferences import json_records, load_preference_jsonl, load_preferences
 from minift.errors import ConfigError
 from minift.finetune.load import load_finetuned
 from minift.peft import merge_and_unload, method_of
@@ -27,7 +27,9 @@ def starting_policy(config: AlignConfig):
 
 
 def preference_data(config: AlignConfig) -> dict[str, list[dict]]:
-    if config.task is not None:
+    if config.task == "json":
+        splits = {s: json_records(s, config.seed) for s in ("train", "val", "test")}
+    elif config.task is not None:
         splits = {s: load_preferences(config.task, s, config.seed) for s in ("train", "val", "test")}
     else:
         records = load_preference_jsonl(config.data)

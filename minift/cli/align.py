@@ -9,7 +9,7 @@ the command imports the alignment stage when it runs.
 
 from __future__ import annotations
 
-from minift.align.config import ALIGN_METHODS, DEFAULT_LR, PREFERENCE_SETS, AlignConfig
+from minift.align.config import ALIGN_METHODS, DEFAULT_LR, PREFERENCE_SETS, RL_TASKS, AlignConfig
 from minift.cli.arguments import _key_value, _non_negative_float, _positive_float, _positive_int, _sub
 
 D = AlignConfig.__dataclass_fields__
@@ -19,8 +19,9 @@ def add_align_parser(sub, compute_args) -> None:
     s = _sub(sub, "align", "align a model with preferences: the DPO family, KTO, or GRPO / RLOO with rule rewards, "
              "from a base or an SFT run")
     what = s.add_mutually_exclusive_group(required=True)
-    what.add_argument("--task", choices=PREFERENCE_SETS, help="a built-in preference set (`minift data export NAME` "
-                                                                "writes it as JSONL)")
+    what.add_argument("--task", choices=PREFERENCE_SETS + RL_TASKS,
+                      help="a built-in preference set (`minift data export NAME` writes it as JSONL), or json for "
+                           "grpo / rloo (a post's sentiment and topic as strict JSON, checked by rule)")
     what.add_argument("--data", help="your JSONL: {prompt, chosen, rejected} per line, or {prompt, completion, "
                                      "label} for kto")
     s.add_argument("--method", default="dpo", choices=ALIGN_METHODS,

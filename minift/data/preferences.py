@@ -128,6 +128,21 @@ def load_preferences(name: str, split: str = "train", seed: int = 0, **sizes) ->
     return _build(BUILDERS[name], seed, n)[split]
 
 
+def json_records(split: str = "train", seed: int = 0) -> list[dict]:
+    """The `json` task (minift.data.tasks) as records for RL with a checkable reward: the prompt is the instruction
+    and the post, "chosen" the right object, "rejected" a valid object with the sentiment flipped — the known-good
+    and known-bad answers a reward must order before training starts."""
+    from minift.data.tasks import load_task
+
+    out = []
+    for ex in load_task("json", split, seed):
+        wrong = json.loads(ex["output"])
+        wrong["sentiment"] = {"positive": "negative", "negative": "positive"}[wrong["sentiment"]]
+        out.append({"prompt": f"{ex['instruction']}\n{ex['input']}", "chosen": ex["output"],
+                    "rejected": json.dumps(wrong)})
+    return out
+
+
 def to_unpaired(pairs: list[dict]) -> list[dict]:
     """Paired records → unpaired ones (KTO): each pair gives its chosen answer (label true) and its rejected one."""
     out = []

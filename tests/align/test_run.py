@@ -147,3 +147,17 @@ def test_the_per_step_log_holds_the_training_steps_only(tmp_path, quick_base):
     for s in steps:
         if s["step"] in logged:  # the loop's own record of the same step
             assert s["loss"] == pytest.approx(logged[s["step"]], rel=1e-5)
+
+
+def test_grpo_on_strict_json(tmp_path, quick_base):
+    """The json task has no pairs, only a checkable answer: a graded rule (½ compliant, 1 right) rewards GRPO."""
+    from minift.align.judges import judge_json
+    from minift.data.preferences import json_records
+
+    rec = json_records("val")[0]
+    assert (judge_json(rec, rec["chosen"]), judge_json(rec, rec["rejected"]), judge_json(rec, "{nope")) == (1, .5, 0)
+    r = align(AlignConfig(method="grpo", options={"group": 2}, **{**FAST, "task": "json", "batch_size": 2}),
+              tmp_path / "run", progress=False)
+    assert r["sanity"] == {"good_mean": 1.0, "bad_mean": 0.5, "ordered_share": 1.0} and "judge_policy" in r
+    with pytest.raises(ConfigError, match="grpo or rloo"):
+        AlignConfig(task="json", method="dpo")
