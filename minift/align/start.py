@@ -17,6 +17,9 @@ def starting_policy(config: AlignConfig):
     if config.from_run is None:
         return resolve_base(config.base, progress=False)
     model, tok, sft = load_finetuned(config.from_run)
+    if not hasattr(model, "generate"):  # a classification run: a head on a body, no answers to prefer
+        raise ConfigError(f"{config.from_run} is a classification run; align from an instruction-tuning run (or a "
+                          "base)")
     if method_of(model) is not None:
         if not type(method_of(model)).mergeable or type(method_of(model)).merge_targets:
             raise ConfigError(f"{config.from_run} used {method_of(model).method!r}, which cannot be merged into its "
