@@ -9,7 +9,10 @@ the command imports the alignment stage when it runs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from minift.align.config import ALIGN_METHODS, DEFAULT_LR, PREFERENCE_SETS, RL_TASKS, AlignConfig
+from minift.errors import ConfigError
 from minift.cli.arguments import _key_value, _non_negative_float, _positive_float, _positive_int, _sub
 
 D = AlignConfig.__dataclass_fields__
@@ -151,4 +154,24 @@ def cmd_reward_score(args) -> int:
     rm, tok, template = load_reward_model(args.run_dir)
     for answer, value in zip(args.answer, score(rm, tok, template, [args.prompt] * len(args.answer), args.answer)):
         print(f"{value:+.3f}  {answer}")
+    return 0
+
+
+def cmd_compare_alignment(args) -> int:
+    """`minift compare --task PREFERENCE_SET`: every alignment method side by side (minift/compare/align.py)."""
+    from minift.align.config import PREFERENCE_METHODS, AlignConfig
+    from minift.compare.align import compare_alignment
+
+    if args.seeds != 1 or args.in_process:
+        raise ConfigError("an alignment comparison runs one seed per method, in this process; drop --seeds and "
+                          "--in-process")
+    config = AlignConfig(base=args.base, task=args.task, sft_epochs=args.sft_epochs, sft_on=args.sft_on,
+                         epochs=args.epochs or 1.0, max_steps=args.max_steps, batch_size=args.batch_size or 8,
+                         n_train=args.n_train, n_eval=args.n_eval, device=args.device or "auto", dtype=args.dtype,
+                         threads=args.threads, reward_model=args.reward_model)
+    compare_alignment(config, args.methods or ",".join(PREFERENCE_METHODS), args.out, force=args.force,
+                      progress=not args.quiet)
+    out = Path(args.out)
+    print((out / "table.md").read_text(encoding="utf-8"))
+    print(f"wrote {out}/ (results.json, table.md, one run directory per method)")
     return 0

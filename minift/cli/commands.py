@@ -279,7 +279,9 @@ def cmd_compare(args) -> int:
     from minift.align.config import PREFERENCE_SETS
 
     if args.task in PREFERENCE_SETS:
-        return _compare_alignment(args)
+        from minift.cli.align import cmd_compare_alignment
+
+        return cmd_compare_alignment(args)
     from minift.compare.report import PLOTS
     from minift.compare.run import DEFAULT_METHODS, check_methods, compare
 
@@ -293,25 +295,6 @@ def cmd_compare(args) -> int:
     out = Path(args.out)
     print((out / "table.md").read_text(encoding="utf-8"))
     print(f"wrote {out}/ (results.json, table.md, {', '.join(PLOTS)}; {len(rows)} methods)")
-    return 0
-
-
-def _compare_alignment(args) -> int:
-    from minift.align.config import PREFERENCE_METHODS, AlignConfig
-    from minift.compare.align import compare_alignment
-
-    if args.seeds != 1 or args.in_process:
-        raise ConfigError("an alignment comparison runs one seed per method, in this process; drop --seeds and "
-                          "--in-process")
-    config = AlignConfig(base=args.base, task=args.task, sft_epochs=args.sft_epochs, sft_on=args.sft_on,
-                         epochs=args.epochs or 1.0, max_steps=args.max_steps, batch_size=args.batch_size or 8,
-                         n_train=args.n_train, n_eval=args.n_eval, device=args.device or "auto", dtype=args.dtype,
-                         threads=args.threads, reward_model=args.reward_model)
-    compare_alignment(config, args.methods or ",".join(PREFERENCE_METHODS), args.out, force=args.force,
-                      progress=not args.quiet)
-    out = Path(args.out)
-    print((out / "table.md").read_text(encoding="utf-8"))
-    print(f"wrote {out}/ (results.json, table.md, one run directory per method)")
     return 0
 
 
