@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "minift"
 FOUNDATION = {"minift", "minift.errors", "minift.files", "minift.lazy", "minift.tables"}
-RANK = {"data": 1, "model": 2, "training": 3, "quant": 3, "base": 4, "peft": 4, "finetune": 5, "align": 6,
+RANK = {"data": 1, "model": 2, "training": 3, "quant": 3, "base": 4, "peft": 4, "finetune": 5, "align": 6, "retrieval": 6, "continual": 6,
         "compare": 7, "cli": 8, "__main__": 9}
 # weight-file formats and the package that reads them (the tokenizer's own JSON files are not weights)
 FILE_FORMATS = {"pickle", "struct", "safetensors", "gguf", "numpy", "minift.base"}
