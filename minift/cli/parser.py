@@ -7,6 +7,7 @@
     minift merge RUN_DIR --out DIR [--into dequantized|original|requantized]
     minift align --task polite|facts|refusal | --data FILE --method dpo|ipo|simpo|kto|... --out DIR [--from RUN]
     minift reward train --task NAME | --data FILE --out DIR;  minift reward score RUN --prompt P --answer A
+    minift rag index --updates N | --docs FILE --out DIR;  minift rag ask DIR --question Q [--model M]
     minift compare --task NAME --out DIR [--methods full,lora,...] [--seeds N]
     minift methods                       every fine-tuning method: its default lr and why, whether it merges
     minift generate DIR --prompt TEXT [--input TEXT] [--template auto|alpaca|plain|none] [--max-new-tokens N] ...
@@ -41,6 +42,7 @@ from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_data_show, cm
                                  cmd_methods, cmd_pretrain)
 from minift.cli.align import add_align_parser, add_reward_parser
 from minift.cli.generate import cmd_generate
+from minift.cli.rag import add_rag_parser
 from minift.cli.real_models import cmd_export, cmd_fetch
 from minift.data.tasks import TASKS
 from minift.align.config import PREFERENCE_SETS
@@ -192,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     _compare_parser(sub)
     add_align_parser(sub, _compute_args)
     add_reward_parser(sub, _compute_args)
+    add_rag_parser(sub)
 
     s = _sub(sub, "fetch", "download a real pretrained model once, check it, and convert it into the cache")
     s.add_argument("name", choices=list(DOWNLOADS), help="the model")

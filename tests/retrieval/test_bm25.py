@@ -46,3 +46,42 @@ def test_adding_documents_updates_the_statistics():
     assert a.top_k("kite now 12", 2)[0][0] == 4
     assert recall_at_k(a, ["teapot price", "what do cats eat"], [{1}, {3}], k=1) == 1.0
     assert BM25Index().top_k("anything") == []
+
+
+def test_rag_prompts_fit_the_budget_and_the_index_round_trips(tmp_path):
+    from minift.errors import InputError, MissingFileError
+    from minift.retrieval.rag import load_index, rag_prompt, save_index
+
+    idx = BM25Index()
+    idx.add(DOCS)
+    words = lambda text: len(text.split())  # a stand-in tokenizer: one token per word  # noqa: E731
+    prompt, used = rag_prompt("How much does the kite cost now?", idx, words, budget=200, k=2)
+    assert used == [i for i, _ in idx.top_k("How much does the kite cost now?", 2)]
+    assert prompt.startswith("Context:\n") and prompt.endswith("Question: How much does the kite cost now?")
+    small, used_small = rag_prompt("How much does the kite cost now?", idx, words, budget=24, k=2)
+    assert len(used_small) == 1 and words(small) <= 24
+    assert rag_prompt("kite", idx, words, budget=3) == ("kite", [])  # nothing fits: the question alone
+    save_index(idx, tmp_path / "ix")
+    again = load_index(tmp_path / "ix")
+    assert again.docs == idx.docs and again.scores("kite") == idx.scores("kite")
+    with pytest.raises(MissingFileError):
+        load_index(tmp_path)
+    (tmp_path / "ix" / "documents.jsonl").write_text('{"text": "a"}\n{"txt": 1}\n')
+    with pytest.raises(InputError, match="documents.jsonl:2"):
+        load_index(tmp_path / "ix")
+
+
+def test_the_rag_command_line(tmp_path, capsys, quick_base):
+    from minift.cli import main
+
+    assert main(["rag", "index", "--updates", "2", "--out", str(tmp_path / "ix")]) == 0
+    assert "indexed 36 documents" in capsys.readouterr().out
+    (tmp_path / "more.txt").write_text("The lighthouse opens at noon.\n\nIt has 90 steps.\n")
+    assert main(["rag", "index", "--docs", str(tmp_path / "more.txt"), "--out", str(tmp_path / "ix"), "--add"]) == 0
+    assert "(38 in" in capsys.readouterr().out
+    assert main(["rag", "ask", str(tmp_path / "ix"), "--question", "When does the lighthouse open?", "--k", "1",
+                 "--model", "quick", "--max-new-tokens", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith("The lighthouse opens at noon.") and "of the documents in a" in out
+    assert main(["rag", "ask", str(tmp_path), "--question", "x"]) != 0
+    assert "no retrieval index" in capsys.readouterr().err

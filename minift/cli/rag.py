@@ -1,0 +1,89 @@
+"""`minift rag index|ask`: a BM25 index over documents, and questions answered with what it retrieves.
+
+    minift rag index --updates 3 --out runs/ix          the first 3 updates of the changing world (data/updates.py)
+    minift rag index --docs notes.txt --out runs/ix --add     one document per line, appended to an index
+    minift rag ask runs/ix --question "How much is the atlas now?" [--model tiny]
+
+The parser imports nothing heavy; the commands import the retrieval stage when they run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minift.cli.arguments import _positive_int, _sub
+from minift.errors import ConfigError, MissingFileError
+
+
+def add_rag_parser(sub) -> None:
+    s = _sub(sub, "rag", "retrieval: build a BM25 index over documents, ask questions with retrieved context")
+    rsub = s.add_subparsers(dest="rag_command", metavar="ACTION", required=True)
+    i = _sub(rsub, "index", "index documents: the changing world's updates, or a text file (one document per line)")
+    what = i.add_mutually_exclusive_group(required=True)
+    what.add_argument("--updates", type=_positive_int, help="the first N updates of the built-in update stream")
+    what.add_argument("--docs", help="a text file, one document per line")
+    i.add_argument("--paraphrases", type=_positive_int, default=3, help="documents per fact in the update stream")
+    i.add_argument("--out", required=True, help="index directory")
+    i.add_argument("--add", action="store_true", help="append to the index already in --out")
+    i.set_defaults(func=cmd_rag_index)
+    a = _sub(rsub, "ask", "the documents BM25 ranks best for a question, and with --model an answer that reads them")
+    a.add_argument("index_dir", help="an index directory (from `minift rag index`)")
+    a.add_argument("--question", required=True)
+    a.add_argument("--k", type=_positive_int, default=3, help="documents to retrieve")
+    a.add_argument("--model", default=None, help="a preset, model directory or fine-tuning run to answer with")
+    a.add_argument("--max-new-tokens", type=_positive_int, default=24)
+    a.set_defaults(func=cmd_rag_ask)
+
+
+def cmd_rag_index(args) -> int:
+    from minift.retrieval.bm25 import BM25Index
+    from minift.retrieval.rag import load_index, save_index
+
+    if args.updates is not None:
+        from minift.data.updates import update_stream
+
+        docs = [d for u in update_stream(args.updates, paraphrases=min(args.paraphrases, 4)) for d in u.documents]
+    else:
+        path = Path(args.docs)
+        if not path.is_file():
+            raise MissingFileError(f"{path}: no such file")
+        docs = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not docs:
+            raise ConfigError(f"{path} holds no documents (one per line)")
+    index = load_index(args.out) if args.add else BM25Index()
+    index.add(docs)
+    save_index(index, args.out)
+    print(f"indexed {len(docs)} documents ({len(index)} in {args.out})")
+    return 0
+
+
+def cmd_rag_ask(args) -> int:
+    from minift.retrieval.rag import load_index, rag_prompt
+
+    index = load_index(args.index_dir)
+    hits = index.top_k(args.question, args.k)
+    for i, score in hits:
+        print(f"{score:6.2f}  {index.docs[i]}")
+    if args.model is None:
+        return 0
+    from minift.base.cache import resolve_base
+    from minift.finetune.sft import generate_batch
+    from minift.finetune.templates import get_template, resolve_template_name
+
+    path = Path(args.model)
+    if (path / "finetune.json").is_file():
+        from minift.finetune.load import load_finetuned
+
+        model, tok, config = load_finetuned(path)
+        name = config.template
+    else:
+        model, tok, _ = resolve_base(str(path.resolve()) if path.exists() else args.model, progress=False)
+        name = resolve_template_name("auto", model.config.block_size, tok)
+    if not hasattr(model, "generate"):
+        raise ConfigError(f"{args.model} is a classifier; answer with a model that generates text")
+    template = get_template(name)
+    budget = model.config.block_size - args.max_new_tokens - 16  # 16: room for the template's own tokens
+    prompt, used = rag_prompt(args.question, index, lambda t: len(tok.encode(t)), budget, args.k)
+    answer = generate_batch(model, tok, [prompt], args.max_new_tokens, template)[0]
+    print(f"\nwith {len(used)} of the documents in a {budget}-token budget: {answer.strip()}")
+    return 0
