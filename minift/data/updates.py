@@ -62,6 +62,7 @@ class Update:
     date: str
     facts: list[dict] = field(default_factory=list)      # {"kind", "key", "subject", "value", "old" (or None)}
     documents: list[str] = field(default_factory=list)
+    doc_keys: list[str] = field(default_factory=list)    # the fact each document states (parallel to documents)
     train: list[dict] = field(default_factory=list)      # {"instruction", "input", "output", "key"}
     heldout: list[dict] = field(default_factory=list)
 
@@ -112,6 +113,7 @@ def update_stream(n_updates: int = 5, facts_per_update: int = 6, paraphrases: in
             docs = list(DOCS[kind])
             r.shuffle(docs)
             up.documents += [_fill(t, subject, value, date) for t in docs[:paraphrases]]
+            up.doc_keys += [key] * paraphrases
             answer = _fill(ANSWER[kind], subject, value, date)
             up.train += [{"instruction": _fill(q, subject, value, date), "input": "", "output": answer, "key": key}
                          for q in TRAIN_Q[kind]]

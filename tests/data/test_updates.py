@@ -11,7 +11,8 @@ def test_the_stream_is_deterministic_and_dated():
     assert [u.documents for u in a] == [u.documents for u in b] and [u.train for u in a] == [u.train for u in b]
     assert [u.documents for u in update_stream(seed=1)] != [u.documents for u in a]
     assert [u.date for u in a] == ["2027-01-01", "2027-01-08", "2027-01-15", "2027-01-22", "2027-01-29"]
-    assert all(len(u.facts) == 6 and len(u.documents) == 18 for u in a)
+    assert all(len(u.facts) == 6 and len(u.documents) == 18 == len(u.doc_keys) for u in a)
+    assert a[0].doc_keys[:3] == [a[0].facts[0]["key"]] * 3  # each fact's paraphrases, in order
     assert len(update_stream(n_updates=2, paraphrases=1)[0].documents) == 6
     with pytest.raises(ValueError):
         update_stream(paraphrases=5)
