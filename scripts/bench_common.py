@@ -141,6 +141,19 @@ def timeit(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
     return Timing(statistics.median(times), times)
 
 
+def alternate(fns: dict[str, Callable[[], object]], repeats: int,
+              clock: Callable[[], float] = time.process_time) -> dict[str, list[float]]:
+    """Seconds of each fn over `repeats` rounds that run them all, the order reversed every other round (A B, B A,
+    …), so a slow drift of the machine hits every fn alike. Returns every round's time per fn (take the median)."""
+    names, times = list(fns), {n: [] for n in fns}
+    for r in range(repeats):
+        for n in (names if r % 2 == 0 else names[::-1]):
+            t0 = clock()
+            fns[n]()
+            times[n].append(clock() - t0)
+    return times
+
+
 def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, n: int | None = None,
                       repeats: int = 5, clock: Callable[[], float] = time.perf_counter) -> float:
     """Achievable matmul throughput in FLOP/s: median over `repeats` of 2·n³ / t for an (n×n)·(n×n) product.

@@ -25,12 +25,12 @@ import ctypes
 import gc
 import json
 import math
+import statistics
 import subprocess
 import sys
-import time
 
 import torch
-from bench_common import markdown_table, sft_setup
+from bench_common import alternate, markdown_table, sft_setup
 
 from minift.base.cache import load_base
 from minift.finetune.forgetting import lm_val_loss, pretraining_batches
@@ -127,14 +127,10 @@ def part_step(batch: int, repeats: int) -> list[dict]:
         opt.step()
         opt.zero_grad()
 
-    times = {m: [] for m in setups}
-    for r in range(repeats + 1):
-        for m in (("lora", "qlora") if r % 2 else ("qlora", "lora")):
-            t0 = time.process_time()
-            step(m)
-            if r:  # round 0 warms up
-                times[m].append(time.process_time() - t0)
-    med = {m: sorted(t)[len(t) // 2] for m, t in times.items()}
+    for m in setups:  # warm-up
+        step(m)
+    times = alternate({m: (lambda m=m: step(m)) for m in setups}, repeats)
+    med = {m: statistics.median(t) for m, t in times.items()}
     return [{"method": m, "step s (median)": med[m], "min": min(times[m]), "max": max(times[m]),
              "× LoRA": med[m] / med["lora"]} for m in setups]
 

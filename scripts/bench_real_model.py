@@ -68,14 +68,8 @@ class Clock:
 
 
 def alternate(clock: Clock, fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each fn over `repeats` alternating runs (order reversed every other round)."""
-    names, times = list(fns), {n: [] for n in fns}
-    for r in range(repeats):
-        for n in (names if r % 2 == 0 else names[::-1]):
-            t0 = clock.now()
-            fns[n]()
-            times[n].append(clock.now() - t0)
-    return {n: statistics.median(t) for n, t in times.items()}
+    """Median seconds of each fn over `repeats` alternating rounds (bench_common.alternate)."""
+    return {n: statistics.median(t) for n, t in bc.alternate(fns, repeats, clock.now).items()}
 
 
 def peer_model(gguf):

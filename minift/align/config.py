@@ -16,6 +16,20 @@ RL_TASKS = ("json",)  # tasks with a checkable answer but no preference pairs: f
 DEFAULT_LR = {"lora": 1e-3, "full": 1e-4}
 
 
+def check_source(task: str | None, data: str | None, update: str, known: tuple[str, ...]) -> None:
+    """What every alignment-stage run checks first: one source of data (a built-in set in `known`, or a file) and
+    what it updates."""
+    if (task is None) == (data is None):
+        raise ConfigError(f"give exactly one of task (a built-in preference set: {', '.join(PREFERENCE_SETS)}) and "
+                          "data (your JSONL file)")
+    if task is not None and task not in known:
+        extra = [k for k in known if k not in PREFERENCE_SETS]
+        raise ConfigError(f"unknown preference set {task!r}; built-in sets are {', '.join(PREFERENCE_SETS)}"
+                          + (f" (and {', '.join(extra)} for grpo / rloo)" if extra else ""))
+    if update not in DEFAULT_LR:
+        raise ConfigError(f"update must be 'lora' or 'full', got {update!r}")
+
+
 @dataclass
 class AlignConfig:
     base: str = "tiny"                 # a preset or a model directory: the starting policy and the reference ...
@@ -49,12 +63,7 @@ class AlignConfig:
     threads: int | None = None
 
     def __post_init__(self):
-        if (self.task is None) == (self.data is None):
-            raise ConfigError("give exactly one of task (a built-in preference set: "
-                              f"{', '.join(PREFERENCE_SETS)}) and data (your JSONL file)")
-        if self.task is not None and self.task not in PREFERENCE_SETS + RL_TASKS:
-            raise ConfigError(f"unknown preference set {self.task!r}; built-in sets are {', '.join(PREFERENCE_SETS)} "
-                              f"(and {', '.join(RL_TASKS)} for grpo / rloo)")
+        check_source(self.task, self.data, self.update, PREFERENCE_SETS + RL_TASKS)
         if self.task in RL_TASKS and self.method not in RL_METHODS:
             raise ConfigError(f"task {self.task!r} has no preference pairs, only a checkable answer: use grpo or "
                               "rloo")
@@ -63,8 +72,6 @@ class AlignConfig:
         if self.method in RL_METHODS and self.task is None:
             raise ConfigError(f"{self.method} rewards answers by a rule; the built-in sets have one "
                               f"({', '.join(PREFERENCE_SETS)}), a data file does not")
-        if self.update not in DEFAULT_LR:
-            raise ConfigError(f"update must be 'lora' or 'full', got {self.update!r}")
         for name in ("batch_size", "grad_accum", "max_new_tokens", "sft_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -106,12 +113,7 @@ class RewardConfig:
     threads: int | None = None
 
     def __post_init__(self):
-        if (self.task is None) == (self.data is None):
-            raise ConfigError("give exactly one of task (a built-in preference set) and data (your JSONL file)")
-        if self.task is not None and self.task not in PREFERENCE_SETS:
-            raise ConfigError(f"unknown preference set {self.task!r}; built-in sets are {', '.join(PREFERENCE_SETS)}")
-        if self.update not in DEFAULT_LR:
-            raise ConfigError(f"update must be 'lora' or 'full', got {self.update!r}")
+        check_source(self.task, self.data, self.update, PREFERENCE_SETS)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -63,9 +63,3 @@ def split_pair(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A stacked (2B, …) tensor → (chosen (B, …), rejected (B, …))."""
     half = x.shape[0] // 2
     return x[:half], x[half:]
-
-
-def chosen_nll(logps_c: torch.Tensor, lengths_c: torch.Tensor) -> torch.Tensor:
-    """The SFT loss on the chosen responses, per token over the batch: −Σ log π(y_c) / Σ |y_c| (the optional SFT term
-    of a preference loss: ORPO's, CPO's, RPO's)."""
-    return -logps_c.sum() / lengths_c.sum().clamp(min=1)

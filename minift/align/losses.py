@@ -35,7 +35,6 @@ import torch.nn.functional as F
 # the losses that compare policy and reference (need reference log-probs), and those that use mean log-probs
 NEEDS_REFERENCE = ("dpo", "cdpo", "robust", "ipo", "hinge", "kto")
 AVERAGED = ("simpo", "orpo")
-PAIRWISE = ("dpo", "cdpo", "robust", "ipo", "hinge", "simpo", "orpo", "cpo")
 
 
 def margin_h(pc, pr, rc, rr) -> torch.Tensor:

@@ -23,7 +23,7 @@ Pang et al., 2024), which keeps their likelihood from falling while the margin g
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -33,6 +33,7 @@ from minift.align import losses as L
 from minift.align.logprobs import model_logps, split_pair, token_logps
 from minift.errors import ConfigError
 from minift.peft import disabled, method_of
+from minift.training.loop import move_to
 
 METHODS = ("dpo", "cdpo", "robust", "ipo", "hinge", "simpo", "orpo", "cpo", "kto")
 DEFAULT_BETA = {"simpo": 2.5}  # every other method: 0.1
@@ -94,33 +95,29 @@ class Reference:
         if frozen is not None:
             frozen.requires_grad_(False).eval()
 
-    @torch.no_grad()
-    def logps(self, ids, targets, mask, average: bool = False) -> torch.Tensor:
+    @contextmanager
+    def _as_reference(self):
+        """The model that computes π_ref, in eval mode (its adapter switched off when it is the policy)."""
         model = self.frozen if self.frozen is not None else self.policy
         was = model.training
         model.eval()
         try:
             with disabled(model) if self.frozen is None else nullcontext():
-                return model_logps(model, ids, targets, mask, average)[0]
+                yield model
         finally:
             model.train(was)
 
+    @torch.no_grad()
+    def logps(self, ids, targets, mask, average: bool = False) -> torch.Tensor:
+        """Sequence log π_ref (B,) (logprobs.model_logps)."""
+        with self._as_reference() as model:
+            return model_logps(model, ids, targets, mask, average)[0]
 
     @torch.no_grad()
     def token_logps(self, ids, targets, mask) -> torch.Tensor:
         """Per-token log π_ref (B, T) (logprobs.token_logps), for the RL stage's KL."""
-        model = self.frozen if self.frozen is not None else self.policy
-        was = model.training
-        model.eval()
-        try:
-            with disabled(model) if self.frozen is None else nullcontext():
-                return token_logps(model, ids, targets, mask)
-        finally:
-            model.train(was)
-
-
-def _on(batch: dict, device) -> dict:
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        with self._as_reference() as model:
+            return token_logps(model, ids, targets, mask)
 
 
 def pair_loss_fn(cfg: PreferenceConfig, reference: Reference | None):
@@ -129,7 +126,7 @@ def pair_loss_fn(cfg: PreferenceConfig, reference: Reference | None):
 
     def loss_fn(model, batch):
         device = next(model.parameters()).device
-        b = _on(batch, device)
+        b = move_to(batch, device)
         lp, n = model_logps(model, b["ids"], b["targets"], b["mask"], cfg.average)
         pc, pr = split_pair(lp)
         (nc, nr), dtype = split_pair(n), lp.dtype
@@ -165,7 +162,7 @@ def kto_loss_fn(cfg: PreferenceConfig, reference: Reference, lambda_d: float = 1
     """loss_fn for KTO on unpaired batches; z₀ = max(0, mean log-ratio on the mismatched pairs), no gradient."""
     def loss_fn(model, batch):
         device = next(model.parameters()).device
-        b = _on(batch, device)
+        b = move_to(batch, device)
         lp, n = model_logps(model, b["ids"], b["targets"], b["mask"])
         r = lp - reference.logps(b["ids"], b["targets"], b["mask"]).to(lp.dtype)
         z0 = torch.zeros((), dtype=lp.dtype, device=device)
@@ -191,7 +188,7 @@ def precompute_reference(encoded: list[dict], collate, reference: Reference, ave
     device = next(reference.policy.parameters()).device
     for start in range(0, len(encoded), batch_size):
         chunk = encoded[start:start + batch_size]
-        b = _on(collate(chunk), device)
+        b = move_to(collate(chunk), device)
         rc, rr = split_pair(reference.logps(b["ids"], b["targets"], b["mask"], average))
         for pair, c, r in zip(chunk, rc.tolist(), rr.tolist()):
             pair["ref"] = (c, r)

@@ -22,6 +22,7 @@ import torch.nn as nn
 from minift.align.logprobs import split_pair
 from minift.align.losses import bradley_terry_loss
 from minift.finetune.classify import Classifier
+from minift.finetune.sft import left_pad
 from minift.finetune.templates import PromptTemplate
 
 
@@ -60,13 +61,14 @@ def encode_reward_pairs(tok, pairs: Sequence[dict], template: PromptTemplate, ma
 
 
 def pad_rows(rows: Sequence[Sequence[int]], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids (B, T), mask (B, T)), padded on the right (or on the left)."""
+    """(ids (B, T), mask (B, T)), padded on the right (or on the left, as batched generation pads)."""
+    if left:
+        return left_pad(rows, pad_id)
     t = max(len(r) for r in rows)
     ids = torch.full((len(rows), t), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), t), dtype=torch.long)
     for i, r in enumerate(rows):
-        sl = slice(t - len(r), t) if left else slice(0, len(r))
-        ids[i, sl], mask[i, sl] = torch.tensor(list(r)), 1
+        ids[i, :len(r)], mask[i, :len(r)] = torch.tensor(list(r)), 1
     return ids, mask
 
 

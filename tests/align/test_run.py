@@ -23,7 +23,7 @@ def test_a_run_writes_its_record_and_starts_where_the_theory_says(method, tmp_pa
     r = align(AlignConfig(method=method, **FAST), tmp_path / "run", progress=False)
     for name in ("results.json", "preference.jsonl", "metrics.jsonl", "adapter.pt", "align.json"):
         assert (tmp_path / "run" / name).is_file(), name
-    assert r["steps"] == 3 and r["n_test"] == 4 and "win_rate" in r and r["kl_policy_answers"] == r["kl_policy_answers"]
+    assert r["steps"] == 3 and r["n_test"] == 4 and "win_rate" in r and math.isfinite(r["kl_policy_answers"])
     if method == "dpo":  # a new adapter starts as the reference: h = 0, loss ln 2 (dropout off)
         assert first_loss(tmp_path / "run") == pytest.approx(LN2, abs=1e-6)
     if method == "ipo":  # (0 − 1/(2β))² at h = 0
