@@ -228,6 +228,14 @@ def cmd_data_export(args) -> int:
         raise OutputExistsError(f"{args.out} exists; pass --force to overwrite it")
     if args.name in TASKS:
         n = export_task(args.name, args.out, split=args.split, seed=args.seed)
+    elif args.name == "updates":  # the changing world: every split at once (its questions are in each record)
+        from minift.data.loaders import export_jsonl
+        from minift.data.updates import stream_records, update_stream
+
+        stream = update_stream(args.updates, args.facts, args.paraphrases, seed=args.seed)
+        n = export_jsonl(stream_records(stream), args.out)
+        print(f"wrote {n} facts of {args.updates} updates to {args.out}")
+        return 0
     else:  # a preference set
         from minift.data.loaders import export_jsonl
         from minift.data.preferences import load_preferences

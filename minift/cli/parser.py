@@ -42,6 +42,7 @@ from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_data_show, cm
                                  cmd_methods, cmd_pretrain)
 from minift.cli.align import add_align_parser, add_reward_parser
 from minift.cli.generate import cmd_generate
+from minift.cli.continual import add_continual_parser
 from minift.cli.rag import add_rag_parser
 from minift.cli.real_models import cmd_export, cmd_fetch
 from minift.data.tasks import TASKS
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_align_parser(sub, _compute_args)
     add_reward_parser(sub, _compute_args)
     add_rag_parser(sub)
+    add_continual_parser(sub, _compute_args)
 
     s = _sub(sub, "fetch", "download a real pretrained model once, check it, and convert it into the cache")
     s.add_argument("name", choices=list(DOWNLOADS), help="the model")
@@ -265,11 +267,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = _sub(sub, "data", "task data: export a built-in task, show what training sees")
     data_sub = s.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    e = _sub(data_sub, "export", "write one split of a built-in task or preference set as JSONL")
-    e.add_argument("name", choices=[*TASKS, *PREFERENCE_SETS], help="a built-in task or preference set")
+    e = _sub(data_sub, "export", "write one split of a built-in task or preference set, or the update stream, as "
+             "JSONL")
+    e.add_argument("name", choices=[*TASKS, *PREFERENCE_SETS, "updates"],
+                   help="a built-in task or preference set, or updates: the changing world's stream (one fact per "
+                   "line with its documents and questions; --updates, --facts, --paraphrases)")
     e.add_argument("--out", required=True, help="output .jsonl file")
     e.add_argument("--split", default="train", help="train, val, test (qa also heldout)")
     e.add_argument("--seed", type=int, default=0, help="the task generator's seed")
+    e.add_argument("--updates", type=_positive_int, default=4, help="updates: how many (default: 4)")
+    e.add_argument("--facts", type=_positive_int, default=6, help="updates: facts per update (default: 6)")
+    e.add_argument("--paraphrases", type=int, choices=range(1, 5), default=3, metavar="1-4",
+                   help="updates: documents per fact (default: 3)")
     e.add_argument("--force", action="store_true", help="overwrite an existing file")
     e.set_defaults(func=cmd_data_export)
     v = _sub(data_sub, "show", "print examples as the loss sees them: trained tokens in ⟦ ⟧")

@@ -3,6 +3,7 @@
     minift rag index --updates 3 --out runs/ix          the first 3 updates of the changing world (data/updates.py)
     minift rag index --docs notes.txt --out runs/ix --add     one document per line, appended to an index
     minift rag ask runs/ix --question "How much is the atlas now?" [--model tiny]
+    minift rag compare --base tiny --out runs/versus        retrieval vs fine-tuning on the same stream, side by side
 
 The parser imports nothing heavy; the commands import the retrieval stage when they run.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from minift.cli.arguments import _positive_int, _sub
+from minift.cli.arguments import _positive_float, _positive_int, _sub
 from minift.errors import ConfigError, MissingFileError
 
 
@@ -33,6 +34,25 @@ def add_rag_parser(sub) -> None:
     a.add_argument("--model", default=None, help="a preset, model directory or fine-tuning run to answer with")
     a.add_argument("--max-new-tokens", type=_positive_int, default=24)
     a.set_defaults(func=cmd_rag_ask)
+    c = _sub(rsub, "compare", "retrieval vs fine-tuning on the same stream of updates: fresh and changed facts, time "
+             "to absorb an update, answer latency, strict JSON (docs/retrieval.md)")
+    c.add_argument("--base", default="tiny", help="a preset, smollm2 or a model directory")
+    c.add_argument("--updates", type=_positive_int, default=4)
+    c.add_argument("--facts", type=_positive_int, default=6, help="facts per update")
+    c.add_argument("--paraphrases", type=int, choices=range(1, 5), default=4, metavar="1-4",
+                   help="k of the fine-tuning arm \"ft ×k\" (default: 4)")
+    c.add_argument("--k", type=_positive_int, default=2, help="documents retrieved (default: 2)")
+    c.add_argument("--epochs", type=_positive_float, default=20.0, help="continual fine-tuning: passes over each update")
+    c.add_argument("--lr", type=_positive_float, default=None, help="continual fine-tuning's lr (unset: its default)")
+    c.add_argument("--lr-once", type=_positive_float, default=3e-4, help="lr of the reader's and the json task's fine-tunes")
+    c.add_argument("--reader-steps", type=_positive_int, default=150)
+    c.add_argument("--json-steps", type=_positive_int, default=60)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--threads", type=_positive_int, default=None)
+    c.add_argument("--out", required=True)
+    c.add_argument("--force", action="store_true", help="overwrite results already in --out")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(func=cmd_rag_compare)
 
 
 def cmd_rag_index(args) -> int:
@@ -86,4 +106,22 @@ def cmd_rag_ask(args) -> int:
     prompt, used = rag_prompt(args.question, index, lambda t: len(tok.encode(t)), budget, args.k)
     answer = generate_batch(model, tok, [prompt], args.max_new_tokens, template)[0]
     print(f"\nwith {len(used)} of the documents in a {budget}-token budget: {answer.strip()}")
+    return 0
+
+
+def cmd_rag_compare(args) -> int:
+    from minift.retrieval.strategy import choose_ai_strategy
+    from minift.retrieval.versus import COLUMNS, VersusConfig, rag_vs_finetuning
+    from minift.tables import markdown_table
+
+    cfg = VersusConfig(base=args.base, n_updates=args.updates, facts=args.facts, paraphrases=args.paraphrases,
+                       k=args.k, epochs=args.epochs, lr=args.lr, lr_once=args.lr_once, reader_steps=args.reader_steps,
+                       json_steps=args.json_steps, seed=args.seed, threads=args.threads)
+    record = rag_vs_finetuning(cfg, args.out, force=args.force, progress=not args.quiet)
+    print(markdown_table(record["rows"], COLUMNS))
+    print()
+    print(markdown_table(record["json"], ["arm", "json valid", "schema ok", "s to absorb"]))
+    print()
+    print(choose_ai_strategy(needs_knowledge=True, changes_often=True, needs_behaviour=True, evidence=record))
+    print(f"wrote {args.out}/ (versus.json, table.md, json.md, ft-x1/, ft-xk/)")
     return 0

@@ -16,8 +16,8 @@ L2-SP (Li, Grandvalet & Davoine, 2018): pull the weights towards the pretrained 
 
     Ω(θ) = (α/2) · ‖θ − θ⁰‖²        added to the loss (so AdamW normalises its gradient like every other term)
 
-Replay (rehearsal): each training example is, with probability p, drawn from a pool of earlier examples instead of
-the new data (`mix_replay`); about 1 % of old data already protects much (Scialom et al., 2022).
+Replay (rehearsal): a share p of the training examples is drawn from a pool of earlier examples instead of the new
+data (`mix_replay`: exactly round(p·n) of n); about 1 % of old data already protects much (Scialom et al., 2022).
 """
 
 from __future__ import annotations
@@ -65,11 +65,26 @@ def diagonal_fisher(model: nn.Module, examples: Iterable, log_likelihood: Callab
 
 
 def mix_replay(new: Sequence, old: Sequence, p: float, n: int, seed: int = 0) -> list:
-    """n training examples: each, independently, from `old` with probability p, else from `new` (uniformly, with a
-    seeded generator). p = 0 gives new examples only."""
+    """n training examples, exactly round(p·n) of them from `old` and the rest from `new`, in a seeded random order.
+    Each side is drawn by walking a shuffled copy of it (again when it runs out), so every new example is used before
+    any is repeated, and likewise for the old. p = 0 gives new examples only."""
     if not 0 <= p <= 1:
-        raise ValueError(f"the replay probability must be in [0, 1], got {p}")
-    if p > 0 and not old:
+        raise ValueError(f"the replay share must be in [0, 1], got {p}")
+    n_old = round(p * n)
+    if n_old and not old:
         raise ValueError("replay needs a non-empty pool of earlier examples")
+    if n - n_old and not new:
+        raise ValueError("there are no new examples to mix with the replayed ones")
     r = random.Random(seed)
-    return [r.choice(old) if r.random() < p else r.choice(new) for _ in range(n)]
+    mixed = _walk(new, n - n_old, r) + _walk(old, n_old, r)
+    r.shuffle(mixed)
+    return mixed
+
+
+def _walk(pool: Sequence, n: int, r: random.Random) -> list:
+    out: list = []
+    while len(out) < n:
+        order = list(pool)
+        r.shuffle(order)
+        out += order[:n - len(out)]
+    return out

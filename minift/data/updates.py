@@ -18,12 +18,17 @@ and, for each fact,
 
 `update_stream(n_updates, facts_per_update, paraphrases, seed)` gives the same stream for the same arguments (its
 own `random.Random`). Dates run from 2027-01-01 in steps of one week.
+
+What a model is asked after update t (`questions_after`): the held-out question of every fact known by then, with
+its CURRENT answer and the value it replaced. An answer is right when it names the current value as a whole word
+(`names_value`: "12" is in "12 dollars." but not in "112 dollars."), stale when it names the replaced one instead.
 """
 
 from __future__ import annotations
 
 import datetime
 import random
+import re
 from dataclasses import dataclass, field
 
 from minift.data import world as w
@@ -77,6 +82,8 @@ def update_stream(n_updates: int = 5, facts_per_update: int = 6, paraphrases: in
     """The stream (module docstring). paraphrases: documents per fact, 1 to 4."""
     if not 1 <= paraphrases <= 4:
         raise ValueError(f"paraphrases must be 1 to 4, got {paraphrases}")
+    if not 1 <= facts_per_update <= 12:
+        raise ValueError(f"facts_per_update must be 1 to 12, got {facts_per_update}")
     r = random.Random(f"updates-{seed}")
     prices = {p.name: p.price for p in w.PRODUCTS}           # the current price of every product
     festivals: dict[str, str] = {}                           # the current festival day of a town
@@ -88,12 +95,14 @@ def update_stream(n_updates: int = 5, facts_per_update: int = 6, paraphrases: in
     for u in range(n_updates):
         date = (start + datetime.timedelta(weeks=u)).isoformat()
         up = Update(u, date)
+        used: set[str] = set()  # one fact per subject and update: two prices of one lamp in a week contradict
         for _ in range(facts_per_update):
             kind = r.choice(("price", "price", "product", "event", "town"))
-            if kind == "product" and not new_products or kind == "town" and not new_towns:
+            if (kind == "product" and not new_products or kind == "town" and not new_towns
+                    or kind == "event" and not set(w.TOWNS) - used):
                 kind = "price"
             if kind == "price":
-                subject = r.choice(sorted(prices))
+                subject = r.choice(sorted(set(prices) - used))
                 old = prices[subject]
                 value = r.choice([old + d for d in (-3, -2, -1, 1, 2, 3, 5) if old + d >= 1])  # never the same
                 prices[subject] = value
@@ -101,12 +110,13 @@ def update_stream(n_updates: int = 5, facts_per_update: int = 6, paraphrases: in
                 subject, old, value = new_products.pop(), None, r.randint(2, 40)
                 prices[subject] = value
             elif kind == "event":
-                subject = r.choice(w.TOWNS)
+                subject = r.choice(sorted(set(w.TOWNS) - used))
                 old = festivals.get(subject)
                 value = r.choice([d for d in DAYS if d != old])
                 festivals[subject] = value
             else:
                 subject, old, value = new_towns.pop(), None, r.choice(w.TOWNS)
+            used.add(subject)
             key = f"{'price' if kind == 'product' else kind}:{subject}"  # a new product's price can change later
             up.facts.append({"kind": kind, "key": key, "subject": subject,
                              "value": str(value), "old": None if old is None else str(old)})
@@ -130,3 +140,43 @@ def current_facts(stream: list[Update], upto: int) -> dict[str, str]:
         for f in up.facts:
             facts[f["key"]] = f["value"]
     return facts
+
+
+def names_value(answer: str, value: str) -> bool:
+    """Does the answer name `value` as a whole word (case-insensitive)?"""
+    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", answer, re.IGNORECASE) is not None
+
+
+def update_examples(update: Update, on: str = "both") -> list[dict]:
+    """What fine-tuning learns an update from: its training questions ("questions"), its documents as plain text
+    ({"text"}: every token supervised, no prompt; "documents"), or both. Each carries its fact's key."""
+    if on not in ("questions", "documents", "both"):
+        raise ValueError(f"on must be questions, documents or both, got {on!r}")
+    docs = [{"text": d, "key": k} for d, k in zip(update.documents, update.doc_keys)]
+    qs = [dict(q) for q in update.train]
+    return qs if on == "questions" else docs if on == "documents" else qs + docs
+
+
+def questions_after(stream: list[Update], t: int) -> list[dict]:
+    """The held-out question of every fact known after update t, with its current answer: {"instruction", "key",
+    "value", "old" (the value the latest fact replaced, or None), "update" (where the latest fact came from),
+    "kind"}. A key changed twice is asked once, with its latest value."""
+    latest: dict[str, tuple[int, dict, dict]] = {}
+    for up in stream[:t + 1]:
+        by_key = {q["key"]: q for q in up.heldout}
+        for f in up.facts:
+            latest[f["key"]] = (up.index, f, by_key[f["key"]])
+    return [{"instruction": q["instruction"], "input": "", "key": key, "value": f["value"], "old": f["old"],
+             "update": u, "kind": f["kind"]} for key, (u, f, q) in latest.items()]
+
+
+def stream_records(stream: list[Update]) -> list[dict]:
+    """One JSON-ready record per fact, in stream order (what `minift data export updates` writes)."""
+    out = []
+    for up in stream:
+        per = len(up.documents) // len(up.facts)   # documents are laid out fact by fact; two TRAIN_Q, one HELDOUT_Q
+        for i, f in enumerate(up.facts):
+            out.append({"update": up.index, "date": up.date, **f, "documents": up.documents[i * per:(i + 1) * per],
+                        "questions": [q["instruction"] for q in up.train[2 * i:2 * i + 2]],
+                        "heldout": [up.heldout[i]["instruction"]], "answer": up.train[2 * i]["output"]})
+    return out

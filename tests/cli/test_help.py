@@ -10,7 +10,8 @@ import pytest
 
 from minift.cli import build_parser
 
-SUBCOMMANDS = ["pretrain", "finetune", "compare", "methods", "eval", "merge", "generate", "data", "data export"]
+SUBCOMMANDS = ["pretrain", "finetune", "compare", "methods", "eval", "merge", "generate", "data", "data export",
+               "align", "rag", "rag compare", "continual"]
 
 PROBE = """
 import sys

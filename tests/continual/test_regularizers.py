@@ -1,6 +1,5 @@
 """EWC, L2-SP and replay against closed forms, brute force and a binomial bound."""
 
-import math
 
 import pytest
 import torch
@@ -48,14 +47,23 @@ def test_the_fisher_equals_brute_force_and_the_linear_gaussian_closed_form():
     assert torch.equal(fisher2["1.weight"], torch.zeros_like(fisher2["1.weight"]))
 
 
-@pytest.mark.parametrize("p", [0.0, 0.05, 0.25])
-def test_replay_mixes_the_requested_share(p):
-    new, old = [("new", i) for i in range(100)], [("old", i) for i in range(30)]
-    n = 20_000
+@pytest.mark.parametrize("p, n", [(0.0, 40), (0.05, 40), (0.25, 40), (0.3, 7), (1.0, 5)])
+def test_replay_mixes_exactly_the_requested_share(p, n):
+    new, old = [("new", i) for i in range(10)], [("old", i) for i in range(3)]
     mixed = mix_replay(new, old, p, n, seed=1)
-    share = sum(ex[0] == "old" for ex in mixed) / n
-    sigma = math.sqrt(p * (1 - p) / n)
-    assert abs(share - p) <= 4 * sigma + 1e-12
+    assert len(mixed) == n
+    assert sum(ex[0] == "old" for ex in mixed) == round(p * n)
+    # every new example is used before any is repeated: counts differ by at most one
+    counts = [sum(ex == e for ex in mixed) for e in new]
+    if n - round(p * n) >= len(new):
+        assert max(counts) - min(counts) <= 1
     assert mixed == mix_replay(new, old, p, n, seed=1)  # seeded
-    with pytest.raises(ValueError):
-        mix_replay(new, [], 0.1, 10)
+    assert mixed != mix_replay(new, old, p, n, seed=2) or p in (0.0, 1.0) or n < 10
+
+
+def test_replay_refuses_what_cannot_be_mixed():
+    with pytest.raises(ValueError, match="pool of earlier"):
+        mix_replay([1], [], 0.1, 10)
+    with pytest.raises(ValueError, match="share"):
+        mix_replay([1], [2], 1.5, 10)
+    assert mix_replay([1], [], 0.0, 3) == [1, 1, 1]

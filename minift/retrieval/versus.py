@@ -1,0 +1,198 @@
+"""Retrieval against fine-tuning on one stream of updates, side by side: `rag_vs_finetuning(VersusConfig(...), out)`.
+
+Every arm answers the same held-out questions after the last update (data/updates.questions_after):
+
+    closed book       the base, the question alone
+    prompt            the base with the fact's own document in the prompt: the best any retriever could do
+    rag               the base with BM25's top documents (retrieval/rag.py), the index grown update by update
+    rag + reader      the base fine-tuned ONCE to answer from a context (on another stream, other values: it learns
+                      to read, not the facts), then given BM25's documents
+    ft ×1 / ft ×k     continual full fine-tuning on every update (continual/run.py), one document per fact vs k
+    ft ×k + rag       that fine-tuned model, also given BM25's documents
+
+and the measures: accuracy on the last update's facts (fresh), on every fact that replaced a value (changed) and
+the share answered with the replaced value (stale); the time to absorb one update (adding its documents to the index
+vs training on it); the answer latency (greedy answers, batched, per question); and a behaviour, not a fact —
+strict JSON on the json task: the base with the instruction alone, with the most similar training example
+retrieved into the prompt (retrieval can show the format), and after a short fine-tune on the task's examples.
+
+The table backs `choose_ai_strategy` (retrieval/strategy.py). docs/retrieval.md reads the measured numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from minift.continual.config import ContinualConfig
+from minift.continual.measures import score_answers
+from minift.continual.run import continual
+from minift.data.tasks import JSON_SCHEMA, load_task
+from minift.data.metrics import json_metrics
+from minift.data.updates import questions_after, update_stream
+from minift.errors import ConfigError
+from minift.files import PathLike, atomic_write_text, check_out_dir, prepare_out_dir, save_json
+from minift.finetune.sft import encode_dataset, generate_batch, sft_collate, sft_loss_fn
+from minift.finetune.templates import get_template, resolve_template_name
+from minift.retrieval.bm25 import BM25Index
+from minift.retrieval.rag import rag_prompt
+from minift.tables import markdown_table
+from minift.training.batches import epoch_batches
+from minift.training.config import TrainConfig
+from minift.training.device import seed_everything, use_threads
+from minift.training.loop import train
+
+FILES = ("versus.json", "table.md", "json.md", "ft-x1", "ft-xk")
+COLUMNS = ["arm", "fresh", "changed", "stale", "absorb s/update", "answer ms"]
+
+
+@dataclass
+class VersusConfig:
+    base: str = "tiny"
+    n_updates: int = 4
+    facts: int = 6
+    paraphrases: int = 4           # k of "ft ×k" (and the documents per fact the index holds)
+    k: int = 2                     # documents retrieved
+    epochs: float = 20.0           # continual fine-tuning, per update
+    lr: float | None = None        # continual fine-tuning (None: its default)
+    reader_steps: int = 150        # the reader's one-off fine-tune
+    json_steps: int = 60           # the json task's fine-tune
+    lr_once: float = 3e-4          # lr of the two one-off fine-tunes (reader, json)
+    max_new_tokens: int = 8
+    n_json: int = 50               # json test prompts scored
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self):
+        if not 1 <= self.paraphrases <= 4 or self.k < 1 or self.reader_steps < 1 or self.json_steps < 1:
+            raise ConfigError("paraphrases must be 1 to 4; k, reader_steps and json_steps ≥ 1")
+
+
+def rag_vs_finetuning(config: VersusConfig, out_dir: PathLike, force: bool = False, progress: bool = True) -> dict:
+    """Run every arm (module docstring); returns versus.json's record."""
+    from minift.base.cache import resolve_base
+
+    use_threads(config.threads)
+    out = Path(out_dir)
+    check_out_dir(out, FILES, force=force)
+    seed_everything(config.seed)
+    base, tok, preset = resolve_base(config.base, progress=False)
+    base.eval()
+    template = get_template(resolve_template_name("auto", base.config.block_size, tok))
+    budget = base.config.block_size - config.max_new_tokens - 16  # 16: the template's own tokens
+    count = lambda text: len(tok.encode(text))  # noqa: E731
+    stream = update_stream(config.n_updates, config.facts, config.paraphrases, seed=config.seed)
+    last = len(stream) - 1
+    questions = questions_after(stream, last)
+    out = prepare_out_dir(out, FILES, force=force)
+
+    index, index_seconds = BM25Index(), []
+    for up in stream:  # absorbing an update by retrieval: adding its documents
+        t0 = time.perf_counter()
+        index.add(up.documents)
+        index_seconds.append(time.perf_counter() - t0)
+    rag = [rag_prompt(q["instruction"], index, count, budget, config.k)[0] for q in questions]
+    gold = [_gold_prompt(stream, q) for q in questions]
+    plain = [q["instruction"] for q in questions]
+    absorb_index = sum(index_seconds) / len(index_seconds)
+
+    def row(arm: str, model, prompts: list[str], absorb: float | None) -> dict:
+        t0 = time.perf_counter()
+        answers = generate_batch(model, tok, prompts, config.max_new_tokens, template)
+        ms = 1000 * (time.perf_counter() - t0) / len(prompts)
+        s = score_answers(answers, questions, last)
+        return {"arm": arm, "fresh": s["new"], "changed": s["changed"], "stale": s["stale"],
+                "absorb s/update": absorb, "answer ms": ms, "answers": answers}
+
+    rows = [row("closed book", base, plain, 0.0), row("prompt", base, gold, None), row("rag", base, rag, absorb_index)]
+    reader = _reader(base, tok, template, config, count, budget, progress)
+    rows.append(row("rag + reader", reader["model"], rag, absorb_index))
+    for name, k in dict.fromkeys((("ft ×1", 1), (f"ft ×{config.paraphrases}", config.paraphrases))):
+        model = copy.deepcopy(base)
+        cfg = ContinualConfig(base=config.base, n_updates=config.n_updates, facts=config.facts, paraphrases=k,
+                              epochs=config.epochs, lr=config.lr, max_new_tokens=config.max_new_tokens,
+                              seed=config.seed)
+        record = continual(cfg, out / ("ft-x1" if k == 1 else "ft-xk"), force=force, progress=progress,
+                           model_and_tok=(model, tok, preset))
+        model.eval()
+        rows.append(row(name, model, plain, record["summary"]["seconds_per_update"]))
+    rows.append(row(f"ft ×{config.paraphrases} + rag", model, rag, absorb_index +
+                    record["summary"]["seconds_per_update"]))
+    json_rows = _json_arms(base, tok, template, config, count, budget, progress)
+    record = {"config": asdict(config), "rows": rows, "json": json_rows, "questions": questions,
+              "reader": {k: v for k, v in reader.items() if k != "model"}}
+    save_json(out / "versus.json", record)
+    atomic_write_text(out / "table.md", markdown_table(rows, COLUMNS) + "\n")
+    atomic_write_text(out / "json.md", markdown_table(json_rows, ["arm", "json valid", "schema ok", "s to absorb"])
+                      + "\n")
+    return record
+
+
+def _gold_prompt(stream, q: dict) -> str:
+    """The question with the first document of its fact's latest statement in front (the retriever's best case)."""
+    up = stream[q["update"]]
+    doc = next(d for d, key in zip(up.documents, up.doc_keys) if key == q["key"])
+    return f"Context:\n{doc}\n\nQuestion: {q['instruction']}"
+
+
+def _reader(base, tok, template, config: VersusConfig, count, budget: int, progress: bool) -> dict:
+    """A copy of the base fine-tuned to answer from retrieved documents, on a stream with another seed (other
+    prices, days and towns: copying from the context is the only thing that transfers)."""
+    other = update_stream(8, config.facts, config.paraphrases, seed=config.seed + 1000)
+    index = BM25Index()
+    for up in other:
+        index.add(up.documents)
+    examples = [{"instruction": rag_prompt(q["instruction"], index, count, budget, config.k)[0], "input": "",
+                 "output": q["output"]} for up in other for q in up.train]
+    model = copy.deepcopy(base)
+    seconds = _short_finetune(model, tok, template, examples, config.reader_steps, config, progress, "reader")
+    return {"model": model.eval(), "examples": len(examples), "steps": config.reader_steps, "seconds": seconds}
+
+
+def _json_arms(base, tok, template, config: VersusConfig, count, budget: int, progress: bool) -> list[dict]:
+    """Strict JSON on the json task's test posts: instruction only, one retrieved training example in the prompt,
+    a short fine-tune."""
+    train_split, test = load_task("json", "train", config.seed), load_task("json", "test", config.seed)[:config.n_json]
+    index = BM25Index()
+    t0 = time.perf_counter()
+    index.add([ex["input"] for ex in train_split])
+    index_s = time.perf_counter() - t0
+
+    def shown(ex: dict, example: dict | None) -> dict:
+        if example is None:
+            return {"instruction": ex["instruction"], "input": ex["input"]}
+        demo = f"Example post: {example['input']}\nExample answer: {example['output']}\n\n"
+        return {"instruction": demo + ex["instruction"], "input": ex["input"]}
+
+    def score(arm, model, prompts, absorb):
+        answers = generate_batch(model, tok, prompts, 32, template)
+        m = json_metrics(answers, JSON_SCHEMA)
+        return {"arm": arm, "json valid": m["json_validity"], "schema ok": m["json_compliance"],
+                "s to absorb": absorb, "sample": answers[0]}
+
+    retrieved = []
+    for ex in test:  # the most similar training post whose example still fits the context
+        hits = [train_split[i] for i, _ in index.top_k(ex["input"], 3)]
+        fits = [h for h in hits if count(json.dumps(shown(ex, h))) <= budget - 24]
+        retrieved.append(shown(ex, fits[0] if fits else None))
+    rows = [score("instruction only", base, [shown(ex, None) for ex in test], 0.0),
+            score("retrieved example", base, retrieved, index_s)]
+    model = copy.deepcopy(base)
+    seconds = _short_finetune(model, tok, template, train_split, config.json_steps, config, progress, "json")
+    rows.append(score(f"fine-tuned ({config.json_steps} steps)", model.eval(), [shown(ex, None) for ex in test],
+                      seconds))
+    return rows
+
+
+def _short_finetune(model, tok, template, examples, steps: int, config: VersusConfig, progress: bool,
+                    desc: str) -> float:
+    enc, _ = encode_dataset(tok, examples, template, model.config.block_size)
+    tcfg = TrainConfig(max_steps=steps, lr=config.lr_once, warmup_steps=max(1, steps // 10), weight_decay=0.0,
+                       eval_every=steps, log_every=max(1, min(10, steps)), seed=config.seed, save_checkpoints=False,
+                       progress=progress, desc=desc)
+    model.train()
+    return train(model, sft_loss_fn, epoch_batches(enc, 8, sft_collate(tok.pad_id), seed=config.seed),
+                 tcfg).elapsed_s
