@@ -22,9 +22,10 @@ def add_continual_parser(sub, compute_args) -> None:
     s.add_argument("--method", nargs="+", default=["full"], choices=METHODS,
                    help="full: every weight; lora: one adapter through the stream; lora-merge: a new adapter per "
                         "update, merged when learned (several: a sweep)")
-    s.add_argument("--mitigation", nargs="+", default=["none"], choices=MITIGATIONS,
-                   help="replay earlier (still true) examples, EWC, L2-SP towards the start, or none (several: a "
-                        "sweep over every valid method+mitigation pair)")
+    s.add_argument("--mitigation", nargs="+", default=["none"], metavar="{" + ",".join(MITIGATIONS) + "}",
+                   help="replay earlier (still true) examples, EWC, L2-SP towards the start, or none; several joined "
+                        "by + act together (replay+l2sp); several values: a sweep over every valid "
+                        "method × mitigation pair")
     s.add_argument("--updates", type=_positive_int, default=D["n_updates"].default, help="updates in the stream")
     s.add_argument("--facts", type=_positive_int, default=D["facts"].default, help="facts per update")
     s.add_argument("--paraphrases", type=int, choices=range(1, 5), default=D["paraphrases"].default, metavar="1-4",
@@ -34,7 +35,7 @@ def add_continual_parser(sub, compute_args) -> None:
     s.add_argument("--epochs", type=_positive_float, default=D["epochs"].default,
                    help="passes over each update's examples")
     s.add_argument("--lr", type=_positive_float, default=None,
-                   help="peak lr (unset: 1e-3 for full, the tiny base's; about 3e-5 suits SmolLM2; LoRA's own "
+                   help="peak lr (unset: 5e-4 for full, the tiny base's; about 3e-5 suits SmolLM2; LoRA's own "
                         "default for lora and lora-merge)")
     s.add_argument("--batch-size", type=_positive_int, default=D["batch_size"].default)
     s.add_argument("--replay", type=_non_negative_float, default=D["replay"].default,
@@ -55,7 +56,7 @@ def configs_of(args) -> list[ContinualConfig]:
     (and refused when asked for alone)."""
     pairs = [(m, g) for m in args.method for g in args.mitigation]
     if len(pairs) > 1:
-        pairs = [(m, g) for m, g in pairs if not (m == "lora-merge" and g in ("ewc", "l2sp"))]
+        pairs = [(m, g) for m, g in pairs if not (m == "lora-merge" and {"ewc", "l2sp"} & set(g.split("+")))]
     return [ContinualConfig(base=args.base, method=m, mitigation=g, n_updates=args.updates, facts=args.facts,
                             paraphrases=args.paraphrases, train_on=args.train_on, epochs=args.epochs, lr=args.lr,
                             batch_size=args.batch_size, replay=args.replay, ewc_lambda=args.ewc_lambda,

@@ -111,7 +111,7 @@ def cmd_rag_ask(args) -> int:
 
 def cmd_rag_compare(args) -> int:
     from minift.retrieval.strategy import choose_ai_strategy
-    from minift.retrieval.versus import COLUMNS, VersusConfig, rag_vs_finetuning
+    from minift.compare.knowledge import COLUMNS, VersusConfig, rag_vs_finetuning
     from minift.tables import markdown_table
 
     cfg = VersusConfig(base=args.base, n_updates=args.updates, facts=args.facts, paraphrases=args.paraphrases,

@@ -4,7 +4,8 @@ For each update t of the changing world (data/updates.py), in order:
 
     1. the model is asked the held-out question of update t's facts BEFORE it learns them (a changed price: does it
        still give the old one?)
-    2. training data: update t's training questions and documents (`train_on`), with `mitigation`:
+    2. training data: update t's training questions and documents (`train_on`), with `mitigation` (one, or several
+       joined by "+": replay+l2sp):
          replay   a share p of the examples drawn from earlier updates — only those whose fact is still current: a
                   replayed old price would teach the stale answer again
          ewc      + Σ (λ/2) F (θ − θ*)²: θ* the weights after the previous update, F the sum of the diagonal Fishers
@@ -67,7 +68,7 @@ def continual(config: ContinualConfig, out_dir: PathLike, force: bool = False, p
     lr = config.lr or (method_config("lora").default_lr if lora else CONTINUAL_FULL_LR)
     if config.method == "lora":
         apply_method(model, method_config("lora"))
-    start = _trainable(model) if config.mitigation == "l2sp" else {}
+    start = _trainable(model) if "l2sp" in config.mitigations else {}
     stream = update_stream(config.n_updates, config.facts, config.paraphrases, seed=config.seed)
     out = prepare_out_dir(out, FILES, force=force)
     save_json(out / "continual.json", {"format": "minift-continual", "config": config.to_dict()})
@@ -84,8 +85,9 @@ def continual(config: ContinualConfig, out_dir: PathLike, force: bool = False, p
         new = update_examples(up, config.train_on)
         current = current_facts(stream, t)
         pool = [ex for ex in seen_examples if _still_true(ex, current)]
-        n_total = len(new) if config.mitigation != "replay" or not pool else round(len(new) / (1 - config.replay))
-        data = mix_replay(new, pool, config.replay if config.mitigation == "replay" and pool else 0.0, n_total,
+        replay = config.replay if "replay" in config.mitigations and pool else 0.0
+        n_total = round(len(new) / (1 - replay))
+        data = mix_replay(new, pool, replay, n_total,
                           seed=config.seed + t)
         enc = [_encode(tok, ex, template, model.config.block_size) for ex in data]
         steps = max(1, math.ceil(config.epochs * len(enc) / config.batch_size))
@@ -99,7 +101,7 @@ def continual(config: ContinualConfig, out_dir: PathLike, force: bool = False, p
                                                                    sft_collate(tok.pad_id), seed=config.seed + t),
                        tcfg)
         model.eval()
-        if config.mitigation == "ewc":  # this update's Fisher joins the earlier ones; θ* moves here
+        if "ewc" in config.mitigations:  # this update's Fisher joins the earlier ones; θ* moves here
             own = [_encode(tok, ex, template, model.config.block_size) for ex in new]
             for name, f in _fisher(model, own, tok.pad_id).items():
                 fisher[name] = fisher[name] + f if name in fisher else f
@@ -114,7 +116,7 @@ def continual(config: ContinualConfig, out_dir: PathLike, force: bool = False, p
                                  [{**q, "value": _value(q), "old": None, "update": t} for q in seen], t)["new"]
         probe_loss = lm_val_loss(model, probe)
         records.append({"update": t, "date": up.date, "steps": result.steps, "examples": len(data),
-                        "replayed": len(data) - len(new) if n_total != len(new) else 0,
+                        "replayed": len(data) - len(new),
                         "train_seconds": result.elapsed_s, "final_loss": result.final_train_loss,
                         "new_before": before["new"], "stale_before": before["stale_new"], **scores,
                         "seen": seen_acc, "probe_loss": probe_loss, "forgetting": probe_loss - base_loss,
@@ -159,11 +161,13 @@ def _trainable(model) -> dict[str, torch.Tensor]:
 
 
 def _penalty(config: ContinualConfig, fisher, anchors, start):
-    if config.mitigation == "ewc" and fisher:
-        return lambda params: ewc_penalty(params, anchors, fisher, config.ewc_lambda)
-    if config.mitigation == "l2sp":
-        return lambda params: l2sp_penalty(params, start, config.l2sp_alpha)
-    return None
+    """Ω(θ): the sum of the switched-on penalties (None when there is none)."""
+    terms = []
+    if "ewc" in config.mitigations and fisher:
+        terms.append(lambda params: ewc_penalty(params, anchors, fisher, config.ewc_lambda))
+    if "l2sp" in config.mitigations:
+        terms.append(lambda params: l2sp_penalty(params, start, config.l2sp_alpha))
+    return (lambda params: sum(term(params) for term in terms)) if terms else None
 
 
 def _with_penalty(penalty):

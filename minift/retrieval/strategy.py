@@ -2,7 +2,7 @@
 
     choose_ai_strategy(needs_knowledge, changes_often, needs_behaviour) → Strategy("rag" | "fine-tune" | "both", why)
 
-The rule, and the measurement behind each branch (retrieval/versus.py; README and docs/retrieval.md give the
+The rule, and the measurement behind each branch (compare/knowledge.py; README and docs/retrieval.md give the
 numbers for both bases):
 
     knowledge that changes      → rag        absorbing an update is adding documents (milliseconds) instead of
@@ -50,9 +50,14 @@ def choose_ai_strategy(needs_knowledge: bool, changes_often: bool = False, needs
 
 
 def _row(evidence: dict | None, arm: str) -> dict | None:
+    """The measured row whose arm starts with `arm` ("ft ×": the fine-tuning arm that got most fresh facts right,
+    retrieval not added)."""
     if not evidence:
         return None
-    return next((r for r in evidence.get("rows", []) + evidence.get("json", []) if r["arm"].startswith(arm)), None)
+    rows = [r for r in evidence.get("rows", []) + evidence.get("json", []) if r["arm"].startswith(arm)]
+    if arm == "ft ×":
+        rows = sorted((r for r in rows if "rag" not in r["arm"]), key=lambda r: -r["fresh"])
+    return rows[0] if rows else None
 
 
 def _knowledge_reason(changes_often: bool, evidence: dict | None) -> str:

@@ -157,3 +157,14 @@ def test_cli_exports_the_stream(tmp_path, capsys):
     assert main(["data", "export", "updates", "--updates", "2", "--facts", "3", "--out", str(tmp_path / "u.jsonl")]) == 0
     lines = (tmp_path / "u.jsonl").read_text().splitlines()
     assert len(lines) == 6 and json.loads(lines[0])["update"] == 0
+
+
+def test_mitigations_combine():
+    cfg = ContinualConfig(mitigation="replay+l2sp")
+    assert cfg.mitigations == {"replay", "l2sp"} and cfg.name == "full+replay+l2sp"
+    assert ContinualConfig().mitigations == set()
+    for bad in ("replay+replay", "none+ewc", "replay+dropout"):
+        with pytest.raises(ConfigError, match="mitigation"):
+            ContinualConfig(mitigation=bad)
+    with pytest.raises(ConfigError, match="lora-merge"):
+        ContinualConfig(method="lora-merge", mitigation="replay+l2sp")

@@ -100,6 +100,7 @@ def rag_vs_finetuning(config: VersusConfig, out_dir: PathLike, force: bool = Fal
     absorb_index = sum(index_seconds) / len(index_seconds)
 
     def row(arm: str, model, prompts: list[str], absorb: float | None) -> dict:
+        generate_batch(model, tok, prompts[:2], 2, template)  # warm-up, untimed: the first call pays for allocation
         t0 = time.perf_counter()
         answers = generate_batch(model, tok, prompts, config.max_new_tokens, template)
         ms = 1000 * (time.perf_counter() - t0) / len(prompts)

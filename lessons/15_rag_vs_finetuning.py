@@ -1,0 +1,158 @@
+# %% [markdown]
+# # Lesson 15 — Retrieval or fine-tuning? Knowledge vs behaviour, measured
+#
+# "Use RAG when information changes often; use fine-tuning when style, tone or format matter." This lesson puts the
+# rule to a test on lesson 14's stream of updates. A new fact can reach the model three ways:
+#
+# 1. **by prompt** — paste the document that states it in front of the question;
+# 2. **by retrieval** — let a search engine find that document among all of them (BM25, written out in
+#    `minift/retrieval/bm25.py`) and paste the best ones;
+# 3. **by fine-tuning** — train on it, as lesson 14 did.
+#
+# Each is measured on the same held-out questions: fresh facts, changed facts, the time to absorb an update and
+# the time to answer. Then a *behaviour* instead of a fact — answering in strict JSON — where the verdict flips.
+#
+# Quick mode (`MINIFT_QUICK=1`) uses the small `quick` base and a few steps; full mode the `tiny` base (a
+# 128-token context: at most two or three short documents fit), about 4 minutes on 2 CPU cores.
+
+# %%
+import math
+import os
+
+from minift.base.cache import resolve_base
+from minift.data.updates import questions_after, update_stream
+from minift.files import minift_home
+from minift.finetune.sft import generate_batch
+from minift.finetune.templates import get_template, resolve_template_name
+from minift.retrieval.bm25 import BM25Index, tokenize
+from minift.retrieval.strategy import choose_ai_strategy
+from minift.compare.knowledge import COLUMNS, VersusConfig, rag_vs_finetuning
+from minift.tables import markdown_table
+
+QUICK = os.environ.get("MINIFT_QUICK") == "1"
+BASE = "quick" if QUICK else "tiny"
+OUT = minift_home() / "lessons" / "15_rag"
+SETTINGS = dict(n_updates=2, facts=2, paraphrases=2, epochs=2, reader_steps=4, json_steps=4, n_json=4) if QUICK \
+    else dict(n_updates=4, facts=6)
+print(f"mode: {'quick' if QUICK else 'full'}; base {BASE}")
+
+# %% [markdown]
+# ## 1. A new fact by prompt
+#
+# The base has never seen this week's price of the lamp. Asked cold it guesses; with the sentence that states the
+# price in its prompt, can it read it off?
+
+# %%
+model, tok, _ = resolve_base(BASE, progress=False)
+model.eval()
+template = get_template(resolve_template_name("auto", model.config.block_size, tok))
+stream = update_stream(4, 6, paraphrases=4, seed=0)
+qs = questions_after(stream, 3)
+q = qs[0]
+doc = next(d for d, k in zip(stream[q["update"]].documents, stream[q["update"]].doc_keys) if k == q["key"])
+cold, given = generate_batch(model, tok, [q["instruction"], f"Context:\n{doc}\n\nQuestion: {q['instruction']}"], 8,
+                             template)
+print(f"question: {q['instruction']}   (right: {q['value']})")
+print(f"  cold:          {cold!r}\n  with the fact: {given!r}   ← the fact: {doc!r}")
+
+# %% [markdown]
+# ## 2. Retrieval: BM25 by hand
+#
+# BM25 scores a document D for a query Q as Σ over the query's tokens q of
+# IDF(q) · f(q, D)·(k₁ + 1) / (f(q, D) + k₁·(1 − b + b·|D|/avgdl)), with IDF(q) = ln(1 + (N − n(q) + 0.5)/(n(q) + 0.5)):
+# rare words count more, repeated words saturate, long documents are discounted. One score by hand, against the index:
+
+# %%
+index = BM25Index(k1=1.5, b=0.75)
+for up in stream:
+    index.add(up.documents)
+query, d = q["instruction"], 0
+best, _ = index.top_k(query, 1)[0]
+tokens = [tokenize(x) for x in index.docs]
+avgdl = sum(map(len, tokens)) / len(tokens)
+by_hand = 0.0
+for term in tokenize(query):
+    n_q = sum(term in t for t in tokens)
+    idf = math.log(1 + (len(tokens) - n_q + 0.5) / (n_q + 0.5))
+    f = tokens[best].count(term)
+    by_hand += idf * f * 2.5 / (f + 1.5 * (1 - 0.75 + 0.75 * len(tokens[best]) / avgdl))
+print(f"top document for {query!r}:\n  {index.docs[best]!r}\n  score by hand {by_hand:.6f}, by the index "
+      f"{index.scores(query)[best]:.6f}")
+assert abs(by_hand - index.scores(query)[best]) < 1e-9
+hits = sum(q["value"] in " ".join(index.docs[i] for i, _ in index.top_k(q["instruction"], 2)) for q in qs)
+print(f"the current value is in BM25's top 2 documents for {hits} of {len(qs)} held-out questions")
+
+# %% [markdown]
+# Not every miss is a miss of the fact: when a price changed twice, "The kite now costs 8 dollars." and "The kite
+# now costs 10 dollars." share every word but the number, and BM25 cannot tell which one is current. Real systems
+# add dates, or replace documents instead of only adding them.
+#
+# ## 3. Side by side on the same stream
+#
+# Seven arms answer the same held-out questions after the last update. *rag + reader* is the base fine-tuned once
+# to answer from a context — on another stream with other prices, so it learns to read, not the facts. *ft ×1* and
+# *ft ×k* fine-tune on every update, with one and with k documents per fact (lesson 14's full fine-tuning).
+
+# %%
+record = rag_vs_finetuning(VersusConfig(base=BASE, **SETTINGS), OUT, force=True, progress=False)
+print(markdown_table(record["rows"], COLUMNS))
+rows = {r["arm"]: r for r in record["rows"]}
+ft_k = f"ft ×{record['config']['paraphrases']}"
+
+# %% [markdown]
+# *fresh*: the last update's facts; *changed*: every fact that replaced an older value; *stale*: the share of those
+# answered with the older value; *absorb*: seconds to take in one update (adding its documents to the index vs
+# training on it); *answer ms*: per question, answers generated in batches.
+
+# %%
+speedup = rows[ft_k]["absorb s/update"] / rows["rag"]["absorb s/update"]
+print(f"absorbing an update: {rows['rag']['absorb s/update'] * 1e3:.2f} ms by indexing, "
+      f"{rows[ft_k]['absorb s/update']:.1f} s by fine-tuning — {speedup:,.0f}× longer")
+if not QUICK:
+    assert speedup > 1000
+
+# %% [markdown]
+# ## 4. A behaviour instead of a fact: strict JSON
+#
+# The json task asks for a post's sentiment and topic as `{"sentiment": ..., "topic": ...}` and nothing else.
+# Retrieval can *show* the format — put the most similar training example in the prompt — but can it make the model
+# follow it? Against a short fine-tune on the same examples:
+
+# %%
+print(markdown_table(record["json"], ["arm", "json valid", "schema ok", "s to absorb"]))
+for r in record["json"]:
+    print(f"  {r['arm']:<24} {r['sample'][:70]!r}")
+j = {r["arm"].split(" (")[0]: r for r in record["json"]}
+if not QUICK:
+    assert j["fine-tuned"]["json valid"] > j["retrieved example"]["json valid"]
+
+# %% [markdown]
+# ## 5. The rule, backed by the table
+#
+# `choose_ai_strategy` (minift/retrieval/strategy.py) is the source texts' rule as a function; given the record it
+# quotes the numbers just measured.
+
+# %%
+for need in (dict(needs_knowledge=True, changes_often=True),
+             dict(needs_knowledge=False, needs_behaviour=True),
+             dict(needs_knowledge=True, changes_often=True, needs_behaviour=True)):
+    print(need, "\n  →", choose_ai_strategy(**need, evidence=record), "\n")
+
+# %% [markdown]
+# What the tables say (README has them for SmolLM2 too):
+#
+# * **Knowledge that changes → retrieval.** Indexing an update takes a fraction of a millisecond; training on it
+#   takes seconds on this toy and minutes on a real model, every update, with lesson 14's forgetting on top.
+# * **A small model must be taught to read.** The tiny base was never trained to copy an answer out of a context;
+#   the reader, fine-tuned once on *other* facts, can use documents it has never seen. Fine-tuning for a
+#   behaviour (reading a context) + retrieval for the knowledge is the "both" branch of the rule.
+# * **Behaviour → fine-tuning.** One retrieved example does not make a small model write strict JSON; a minute of
+#   fine-tuning does.
+# * Answer latency is not free for retrieval: the documents make every prompt longer.
+#
+# ## What to try next
+#
+# 1. `minift rag compare --base smollm2 --lr 3e-5 --epochs 5 --out runs/versus-smol`: an instruction-tuned model
+#    reads a context without a reader fine-tune.
+# 2. `--k 1` vs `--k 3`: more documents find more current facts, and cost context.
+# 3. Make retrieval date-aware: keep only the newest document per fact (the stream's documents carry their date).
