@@ -32,7 +32,7 @@ from minift.tables import markdown_table
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 BASE = "quick" if QUICK else "tiny"
 OUT = minift_home() / "lessons" / "15_rag"
-SETTINGS = dict(n_updates=2, facts=2, paraphrases=2, epochs=2, reader_steps=4, json_steps=4, n_json=4) if QUICK \
+SETTINGS = dict(n_updates=2, facts=2, paraphrases=2, epochs=2, reader_streams=1, reader_steps=4, json_steps=4, n_json=4) if QUICK \
     else dict(n_updates=4, facts=6)
 print(f"mode: {'quick' if QUICK else 'full'}; base {BASE}")
 
@@ -90,7 +90,7 @@ print(f"the current value is in BM25's top 2 documents for {hits} of {len(qs)} h
 # ## 3. Side by side on the same stream
 #
 # Seven arms answer the same held-out questions after the last update. *rag + reader* is the base fine-tuned once
-# to answer from a context — on another stream with other prices, so it learns to read, not the facts. *ft ×1* and
+# to answer from a context — on twenty other streams with other prices, so it learns to read, not the facts. *ft ×1* and
 # *ft ×k* fine-tune on every update, with one and with k documents per fact (lesson 14's full fine-tuning).
 
 # %%

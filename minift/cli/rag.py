@@ -44,9 +44,14 @@ def add_rag_parser(sub) -> None:
     c.add_argument("--k", type=_positive_int, default=2, help="documents retrieved (default: 2)")
     c.add_argument("--epochs", type=_positive_float, default=20.0, help="continual fine-tuning: passes over each update")
     c.add_argument("--lr", type=_positive_float, default=None, help="continual fine-tuning's lr (unset: its default)")
-    c.add_argument("--lr-once", type=_positive_float, default=3e-4, help="lr of the reader's and the json task's fine-tunes")
-    c.add_argument("--reader-steps", type=_positive_int, default=150)
-    c.add_argument("--json-steps", type=_positive_int, default=60)
+    c.add_argument("--reader-steps", type=_positive_int, default=600,
+                   help="the reader's one-off fine-tune, batches of 8 (default: 600)")
+    c.add_argument("--reader-streams", type=_positive_int, default=20,
+                   help="other streams the reader learns from (default: 20)")
+    c.add_argument("--reader-lr", type=_positive_float, default=1e-3)
+    c.add_argument("--json-steps", type=_positive_int, default=150,
+                   help="the json task's fine-tune, batches of 8 (default: 150)")
+    c.add_argument("--json-lr", type=_positive_float, default=5e-4)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--threads", type=_positive_int, default=None)
     c.add_argument("--out", required=True)
@@ -78,7 +83,7 @@ def cmd_rag_index(args) -> int:
 
 
 def cmd_rag_ask(args) -> int:
-    from minift.retrieval.rag import load_index, rag_prompt
+    from minift.retrieval.rag import context_budget, load_index, rag_prompt
 
     index = load_index(args.index_dir)
     hits = index.top_k(args.question, args.k)
@@ -102,7 +107,7 @@ def cmd_rag_ask(args) -> int:
     if not hasattr(model, "generate"):
         raise ConfigError(f"{args.model} is a classifier; answer with a model that generates text")
     template = get_template(name)
-    budget = model.config.block_size - args.max_new_tokens - 16  # 16: room for the template's own tokens
+    budget = context_budget(model.config.block_size, tok, template, args.max_new_tokens)
     prompt, used = rag_prompt(args.question, index, lambda t: len(tok.encode(t)), budget, args.k)
     answer = generate_batch(model, tok, [prompt], args.max_new_tokens, template)[0]
     print(f"\nwith {len(used)} of the documents in a {budget}-token budget: {answer.strip()}")
@@ -115,8 +120,9 @@ def cmd_rag_compare(args) -> int:
     from minift.tables import markdown_table
 
     cfg = VersusConfig(base=args.base, n_updates=args.updates, facts=args.facts, paraphrases=args.paraphrases,
-                       k=args.k, epochs=args.epochs, lr=args.lr, lr_once=args.lr_once, reader_steps=args.reader_steps,
-                       json_steps=args.json_steps, seed=args.seed, threads=args.threads)
+                       k=args.k, epochs=args.epochs, lr=args.lr, reader_streams=args.reader_streams,
+                       reader_steps=args.reader_steps, reader_lr=args.reader_lr, json_steps=args.json_steps,
+                       json_lr=args.json_lr, seed=args.seed, threads=args.threads)
     record = rag_vs_finetuning(cfg, args.out, force=args.force, progress=not args.quiet)
     print(markdown_table(record["rows"], COLUMNS))
     print()

@@ -5,12 +5,12 @@ Every arm answers the same held-out questions after the last update (data/update
     closed book       the base, the question alone
     prompt            the base with the fact's own document in the prompt: the best any retriever could do
     rag               the base with BM25's top documents (retrieval/rag.py), the index grown update by update
-    rag + reader      the base fine-tuned ONCE to answer from a context (on another stream, other values: it learns
+    rag + reader      the base fine-tuned ONCE to answer from a context (on other streams, other values: it learns
                       to read, not the facts), then given BM25's documents
     ft ×1 / ft ×k     continual full fine-tuning on every update (continual/run.py), one document per fact vs k
     ft ×k + rag       that fine-tuned model, also given BM25's documents
 
-and the measures: accuracy on the last update's facts (fresh), on every fact that replaced a value (changed) and
+and the measures: accuracy on every fact known after the last update (all), on the last update's facts (fresh), on every fact that replaced a value (changed) and
 the share answered with the replaced value (stale); the time to absorb one update (adding its documents to the index
 vs training on it); the answer latency (greedy answers, batched, per question); and a behaviour, not a fact —
 strict JSON on the json task: the base with the instruction alone, with the most similar training example
@@ -22,7 +22,6 @@ The table backs `choose_ai_strategy` (retrieval/strategy.py). docs/retrieval.md 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from minift.files import PathLike, atomic_write_text, check_out_dir, prepare_out
 from minift.finetune.sft import encode_dataset, generate_batch, sft_collate, sft_loss_fn
 from minift.finetune.templates import get_template, resolve_template_name
 from minift.retrieval.bm25 import BM25Index
-from minift.retrieval.rag import rag_prompt
+from minift.retrieval.rag import context_budget, rag_prompt
 from minift.tables import markdown_table
 from minift.training.batches import epoch_batches
 from minift.training.config import TrainConfig
@@ -46,7 +45,7 @@ from minift.training.device import seed_everything, use_threads
 from minift.training.loop import train
 
 FILES = ("versus.json", "table.md", "json.md", "ft-x1", "ft-xk")
-COLUMNS = ["arm", "fresh", "changed", "stale", "absorb s/update", "answer ms"]
+COLUMNS = ["arm", "all", "fresh", "changed", "stale", "absorb s/update", "answer ms"]
 
 
 @dataclass
@@ -58,17 +57,21 @@ class VersusConfig:
     k: int = 2                     # documents retrieved
     epochs: float = 20.0           # continual fine-tuning, per update
     lr: float | None = None        # continual fine-tuning (None: its default)
-    reader_steps: int = 150        # the reader's one-off fine-tune
-    json_steps: int = 60           # the json task's fine-tune
-    lr_once: float = 3e-4          # lr of the two one-off fine-tunes (reader, json)
+    reader_streams: int = 20       # other streams the reader learns to read from (8 updates each)
+    reader_steps: int = 600        # the reader's one-off fine-tune (batches of 8)
+    reader_lr: float = 1e-3
+    json_steps: int = 150          # the json task's fine-tune (batches of 8: 3 passes over its 400 examples)
+    json_lr: float = 5e-4
     max_new_tokens: int = 8
     n_json: int = 50               # json test prompts scored
     seed: int = 0
     threads: int | None = None
 
     def __post_init__(self):
-        if not 1 <= self.paraphrases <= 4 or self.k < 1 or self.reader_steps < 1 or self.json_steps < 1:
-            raise ConfigError("paraphrases must be 1 to 4; k, reader_steps and json_steps ≥ 1")
+        if not 1 <= self.paraphrases <= 4 or min(self.k, self.reader_streams, self.reader_steps, self.json_steps) < 1:
+            raise ConfigError("paraphrases must be 1 to 4; k, reader_streams, reader_steps and json_steps ≥ 1")
+        if min(self.reader_lr, self.json_lr) <= 0 or (self.lr is not None and self.lr <= 0):
+            raise ConfigError("learning rates must be > 0")
 
 
 def rag_vs_finetuning(config: VersusConfig, out_dir: PathLike, force: bool = False, progress: bool = True) -> dict:
@@ -82,7 +85,7 @@ def rag_vs_finetuning(config: VersusConfig, out_dir: PathLike, force: bool = Fal
     base, tok, preset = resolve_base(config.base, progress=False)
     base.eval()
     template = get_template(resolve_template_name("auto", base.config.block_size, tok))
-    budget = base.config.block_size - config.max_new_tokens - 16  # 16: the template's own tokens
+    budget = context_budget(base.config.block_size, tok, template, config.max_new_tokens)
     count = lambda text: len(tok.encode(text))  # noqa: E731
     stream = update_stream(config.n_updates, config.facts, config.paraphrases, seed=config.seed)
     last = len(stream) - 1
@@ -105,7 +108,7 @@ def rag_vs_finetuning(config: VersusConfig, out_dir: PathLike, force: bool = Fal
         answers = generate_batch(model, tok, prompts, config.max_new_tokens, template)
         ms = 1000 * (time.perf_counter() - t0) / len(prompts)
         s = score_answers(answers, questions, last)
-        return {"arm": arm, "fresh": s["new"], "changed": s["changed"], "stale": s["stale"],
+        return {"arm": arm, "all": s["all"], "fresh": s["new"], "changed": s["changed"], "stale": s["stale"],
                 "absorb s/update": absorb, "answer ms": ms, "answers": answers}
 
     rows = [row("closed book", base, plain, 0.0), row("prompt", base, gold, None), row("rag", base, rag, absorb_index)]
@@ -122,7 +125,7 @@ def rag_vs_finetuning(config: VersusConfig, out_dir: PathLike, force: bool = Fal
         rows.append(row(name, model, plain, record["summary"]["seconds_per_update"]))
     rows.append(row(f"ft ×{config.paraphrases} + rag", model, rag, absorb_index +
                     record["summary"]["seconds_per_update"]))
-    json_rows = _json_arms(base, tok, template, config, count, budget, progress)
+    json_rows = _json_arms(base, tok, template, config, progress)
     record = {"config": asdict(config), "rows": rows, "json": json_rows, "questions": questions,
               "reader": {k: v for k, v in reader.items() if k != "model"}}
     save_json(out / "versus.json", record)
@@ -140,20 +143,24 @@ def _gold_prompt(stream, q: dict) -> str:
 
 
 def _reader(base, tok, template, config: VersusConfig, count, budget: int, progress: bool) -> dict:
-    """A copy of the base fine-tuned to answer from retrieved documents, on a stream with another seed (other
-    prices, days and towns: copying from the context is the only thing that transfers)."""
-    other = update_stream(8, config.facts, config.paraphrases, seed=config.seed + 1000)
-    index = BM25Index()
-    for up in other:
-        index.add(up.documents)
-    examples = [{"instruction": rag_prompt(q["instruction"], index, count, budget, config.k)[0], "input": "",
-                 "output": q["output"]} for up in other for q in up.train]
+    """A copy of the base fine-tuned to answer from retrieved documents, on `reader_streams` streams with other seeds
+    (other prices, days and towns, each value in many contexts: copying from the context is the only thing that
+    transfers; with a single other stream a small model memorises that stream's values instead)."""
+    examples = []
+    for s in range(config.reader_streams):
+        other = update_stream(8, config.facts, config.paraphrases, seed=config.seed + 1000 + s)
+        index = BM25Index()
+        for up in other:
+            index.add(up.documents)
+        examples += [{"instruction": rag_prompt(q["instruction"], index, count, budget, config.k)[0], "input": "",
+                      "output": q["output"]} for up in other for q in up.train]
     model = copy.deepcopy(base)
-    seconds = _short_finetune(model, tok, template, examples, config.reader_steps, config, progress, "reader")
+    seconds = _short_finetune(model, tok, template, examples, config.reader_steps, config.reader_lr, config.seed,
+                              progress, "reader")
     return {"model": model.eval(), "examples": len(examples), "steps": config.reader_steps, "seconds": seconds}
 
 
-def _json_arms(base, tok, template, config: VersusConfig, count, budget: int, progress: bool) -> list[dict]:
+def _json_arms(base, tok, template, config: VersusConfig, progress: bool) -> list[dict]:
     """Strict JSON on the json task's test posts: instruction only, one retrieved training example in the prompt,
     a short fine-tune."""
     train_split, test = load_task("json", "train", config.seed), load_task("json", "test", config.seed)[:config.n_json]
@@ -174,26 +181,28 @@ def _json_arms(base, tok, template, config: VersusConfig, count, budget: int, pr
         return {"arm": arm, "json valid": m["json_validity"], "schema ok": m["json_compliance"],
                 "s to absorb": absorb, "sample": answers[0]}
 
+    room = base.config.block_size - 32  # the prompt as laid out by the template, and a 32-token answer
     retrieved = []
     for ex in test:  # the most similar training post whose example still fits the context
         hits = [train_split[i] for i, _ in index.top_k(ex["input"], 3)]
-        fits = [h for h in hits if count(json.dumps(shown(ex, h))) <= budget - 24]
+        fits = [h for h in hits if len(template.encode_prompt(tok, **shown(ex, h))) <= room]
         retrieved.append(shown(ex, fits[0] if fits else None))
     rows = [score("instruction only", base, [shown(ex, None) for ex in test], 0.0),
             score("retrieved example", base, retrieved, index_s)]
     model = copy.deepcopy(base)
-    seconds = _short_finetune(model, tok, template, train_split, config.json_steps, config, progress, "json")
+    seconds = _short_finetune(model, tok, template, train_split, config.json_steps, config.json_lr, config.seed,
+                              progress, "json")
     rows.append(score(f"fine-tuned ({config.json_steps} steps)", model.eval(), [shown(ex, None) for ex in test],
                       seconds))
     return rows
 
 
-def _short_finetune(model, tok, template, examples, steps: int, config: VersusConfig, progress: bool,
+def _short_finetune(model, tok, template, examples, steps: int, lr: float, seed: int, progress: bool,
                     desc: str) -> float:
+    """Full fine-tuning for `steps` batches of 8, in place; returns the training seconds."""
     enc, _ = encode_dataset(tok, examples, template, model.config.block_size)
-    tcfg = TrainConfig(max_steps=steps, lr=config.lr_once, warmup_steps=max(1, steps // 10), weight_decay=0.0,
-                       eval_every=steps, log_every=max(1, min(10, steps)), seed=config.seed, save_checkpoints=False,
+    tcfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=max(1, steps // 10), weight_decay=0.0,
+                       eval_every=steps, log_every=max(1, min(10, steps)), seed=seed, save_checkpoints=False,
                        progress=progress, desc=desc)
     model.train()
-    return train(model, sft_loss_fn, epoch_batches(enc, 8, sft_collate(tok.pad_id), seed=config.seed),
-                 tcfg).elapsed_s
+    return train(model, sft_loss_fn, epoch_batches(enc, 8, sft_collate(tok.pad_id), seed=seed), tcfg).elapsed_s

@@ -8,6 +8,7 @@
         changed    share right among facts that replaced a value (a new price, a festival moved)
         stale      share of those answered with the REPLACED value: the model still believes the old fact
         stale_new  the same, among update t's changed facts only
+        all        share right among every fact known after update t
 
     save_curves           per update: new, earlier, changed, stale, and the general forgetting, on one figure
     save_learning_vs_forgetting   one trajectory per variant: what it learned (new) against what it lost
@@ -42,6 +43,7 @@ def score_answers(answers: list[str], questions: list[dict], t: int) -> dict:
     changed_new = [i for i in changed if i in set(new)]
     return {"new": _share(right, new), "earlier": _share(right, earlier), "changed": _share(right, changed),
             "stale": _share(stale, changed), "stale_new": _share(stale, changed_new),
+            "all": _share(right, list(range(len(questions)))),
             "n_new": len(new), "n_earlier": len(earlier), "n_changed": len(changed)}
 
 

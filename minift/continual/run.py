@@ -43,8 +43,8 @@ from minift.finetune.sft import encode_example, encode_ids, sft_collate, sft_los
 from minift.finetune.templates import get_template, resolve_template_name
 from minift.training.batches import epoch_batches
 from minift.training.config import TrainConfig
-from minift.training.device import seed_everything, use_threads
-from minift.training.loop import train
+from minift.training.device import pick_device, seed_everything, use_threads
+from minift.training.loop import move_to, train
 
 FILES = ("continual.json", "updates.jsonl", "results.json", "curves.png")
 
@@ -61,6 +61,7 @@ def continual(config: ContinualConfig, out_dir: PathLike, force: bool = False, p
     check_out_dir(out, FILES, force=force)
     seed_everything(config.seed)
     model, tok, preset = model_and_tok or resolve_base(config.base, progress=False)
+    model.to(pick_device(config.device))  # first, so that anchors, Fishers and batches all live where the model does
     template = get_template(resolve_template_name("auto", model.config.block_size, tok))
     probe = pretraining_batches(tok, preset)
     base_loss = lm_val_loss(model, probe)
@@ -79,7 +80,8 @@ def continual(config: ContinualConfig, out_dir: PathLike, force: bool = False, p
     for t, up in enumerate(stream):
         model.eval()
         questions = questions_after(stream, t)
-        before = score_answers(ask(model, tok, template, questions, config.max_new_tokens), questions, t)
+        fresh = [q for q in questions if q["update"] == t]  # asked before they are learned
+        before = score_answers(ask(model, tok, template, fresh, config.max_new_tokens), fresh, t)
         if config.method == "lora-merge":
             apply_method(model, method_config("lora"))
         new = update_examples(up, config.train_on)
@@ -184,5 +186,5 @@ def _with_penalty(penalty):
 
 def _fisher(model, encoded: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     """The empirical diagonal Fisher over one update's examples: log p(y|x) = −(summed token loss) of each."""
-    collate = sft_collate(pad_id)
-    return diagonal_fisher(model, encoded, lambda m, ex: -sft_loss_fn(m, collate([ex]))[0])
+    collate, device = sft_collate(pad_id), next(model.parameters()).device
+    return diagonal_fisher(model, encoded, lambda m, ex: -sft_loss_fn(m, move_to(collate([ex]), device))[0])

@@ -35,6 +35,14 @@ def rag_prompt(question: str, index: BM25Index, count_tokens, budget: int, k: in
     return (_layout([index.docs[j] for j in used], question) if used else question), used
 
 
+def context_budget(block_size: int, tok, template, max_new_tokens: int) -> int:
+    """Tokens left for the prompt's text (documents + question) in a context of block_size: what the template wraps
+    around the text (measured, not guessed: 23 tokens for the tiny base's template) and the answer's tokens are
+    taken off first."""
+    wrapper = len(template.encode_prompt(tok, "x")) - len(tok.encode("x"))
+    return block_size - wrapper - max_new_tokens
+
+
 def _layout(docs: list[str], question: str) -> str:
     return "Context:\n" + "\n".join(docs) + f"\n\nQuestion: {question}"
 

@@ -40,10 +40,11 @@ def test_the_study_runs_and_writes_its_tables(quick_base, tmp_path, monkeypatch)
 
     model, tok = quick_base
     monkeypatch.setattr(cache, "resolve_base", lambda base, progress=False: (model, tok, "quick"))
-    cfg = VersusConfig(base="quick", n_updates=2, facts=2, paraphrases=2, epochs=1, reader_steps=2, json_steps=2,
+    cfg = VersusConfig(base="quick", n_updates=2, facts=2, paraphrases=2, epochs=1, reader_streams=1, reader_steps=2, json_steps=2,
                        n_json=3)
     r = rag_vs_finetuning(cfg, tmp_path / "v", progress=False)
     arms = [row["arm"] for row in r["rows"]]
+    assert all(0 <= row["all"] <= 1 for row in r["rows"])
     assert arms == ["closed book", "prompt", "rag", "rag + reader", "ft ×1", "ft ×2", "ft ×2 + rag"]
     assert all(0 <= row["fresh"] <= 1 and row["answer ms"] > 0 for row in r["rows"])
     rag, ft = r["rows"][2], r["rows"][5]
@@ -62,6 +63,6 @@ def test_the_base_is_left_untouched(quick_base, tmp_path, monkeypatch):
     model, tok = quick_base
     before = {k: v.clone() for k, v in model.state_dict().items()}
     monkeypatch.setattr(cache, "resolve_base", lambda base, progress=False: (model, tok, "quick"))
-    rag_vs_finetuning(VersusConfig(base="quick", n_updates=1, facts=1, paraphrases=1, epochs=1, reader_steps=1,
+    rag_vs_finetuning(VersusConfig(base="quick", n_updates=1, facts=1, paraphrases=1, epochs=1, reader_streams=1, reader_steps=1,
                                    json_steps=1, n_json=1), tmp_path / "v", progress=False)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # every arm trains a copy
