@@ -35,7 +35,7 @@ def add_continual_parser(sub, compute_args) -> None:
     s.add_argument("--epochs", type=_positive_float, default=D["epochs"].default,
                    help="passes over each update's examples")
     s.add_argument("--lr", type=_positive_float, default=None,
-                   help="peak lr (unset: 5e-4 for full, the tiny base's; about 3e-5 suits SmolLM2; LoRA's own "
+                   help="peak lr (unset: 3e-4 for full, the tiny base's; README uses 1e-4 for SmolLM2; LoRA's own "
                         "default for lora and lora-merge)")
     s.add_argument("--batch-size", type=_positive_int, default=D["batch_size"].default)
     s.add_argument("--replay", type=_non_negative_float, default=D["replay"].default,

@@ -50,14 +50,18 @@ def choose_ai_strategy(needs_knowledge: bool, changes_often: bool = False, needs
 
 
 def _row(evidence: dict | None, arm: str) -> dict | None:
-    """The measured row whose arm starts with `arm` ("ft ×": the fine-tuning arm that got most fresh facts right,
-    retrieval not added)."""
+    """The measured row whose arm starts with `arm`; for the families "rag" (with or without a reader) and "ft ×"
+    (fine-tuning without retrieval added) the best of them by its share of all facts right."""
     if not evidence:
         return None
     rows = [r for r in evidence.get("rows", []) + evidence.get("json", []) if r["arm"].startswith(arm)]
-    if arm == "ft ×":
-        rows = sorted((r for r in rows if "rag" not in r["arm"]), key=lambda r: -r["fresh"])
+    if arm in ("rag", "ft ×"):
+        rows = sorted((r for r in rows if arm == "rag" or "rag" not in r["arm"]), key=lambda r: -_facts(r))
     return rows[0] if rows else None
+
+
+def _facts(row: dict) -> float:
+    return row.get("all", row.get("fresh", 0.0))
 
 
 def _knowledge_reason(changes_often: bool, evidence: dict | None) -> str:
@@ -67,9 +71,9 @@ def _knowledge_reason(changes_often: bool, evidence: dict | None) -> str:
            "retrieved document states it.")
     rag, ft = _row(evidence, "rag"), _row(evidence, "ft ×")
     if rag and ft:
-        why += (f" Measured: retrieval {100 * rag['fresh']:.0f} % of fresh facts right vs fine-tuning "
-                f"{100 * ft['fresh']:.0f} %; absorbing an update took {rag['absorb s/update'] * 1000:.2f} ms vs "
-                f"{ft['absorb s/update']:.1f} s.")
+        why += (f" Measured: {100 * _facts(rag):.0f} % of the facts right with retrieval ({rag['arm']}) vs "
+                f"{100 * _facts(ft):.0f} % with fine-tuning ({ft['arm']}); absorbing an update took "
+                f"{rag['absorb s/update'] * 1000:.2f} ms vs {ft['absorb s/update']:.1f} s.")
     return why
 
 

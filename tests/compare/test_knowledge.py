@@ -18,14 +18,15 @@ def test_the_strategy_rule():
     assert choose_ai_strategy(needs_knowledge=False, needs_behaviour=True).method == "fine-tune"
     assert choose_ai_strategy(needs_knowledge=True, needs_behaviour=True).method == "both"
     assert choose_ai_strategy(needs_knowledge=False).method == "neither"
-    evidence = {"rows": [{"arm": "rag", "fresh": 0.9, "absorb s/update": 0.0002},
+    evidence = {"rows": [{"arm": "rag", "fresh": 0.1, "absorb s/update": 0.0002},
+                         {"arm": "rag + reader", "fresh": 0.9, "absorb s/update": 0.0002},
                          {"arm": "ft ×1", "fresh": 0.2, "absorb s/update": 3.0},
                          {"arm": "ft ×4", "fresh": 0.4, "absorb s/update": 12.0},
                          {"arm": "ft ×4 + rag", "fresh": 0.95, "absorb s/update": 12.0}],
                 "json": [{"arm": "retrieved example", "json valid": 0.1},
                          {"arm": "fine-tuned (60 steps)", "json valid": 1.0}]}
     s = str(choose_ai_strategy(True, True, True, evidence=evidence))
-    assert s.startswith("Strategy: both.") and "90 %" in s and "40 %" in s and "0.20 ms" in s and "12.0 s" in s and "100 %" in s
+    assert s.startswith("Strategy: both.") and "90 % of the facts right with retrieval (rag + reader)" in s and "40 % with fine-tuning (ft ×4)" in s and "0.20 ms" in s and "12.0 s" in s and "100 %" in s
 
 
 def test_the_gold_prompt_states_the_current_value():

@@ -85,3 +85,21 @@ def test_the_rag_command_line(tmp_path, capsys, quick_base):
     assert out.splitlines()[0].endswith("The lighthouse opens at noon.") and "of the documents in a" in out
     assert main(["rag", "ask", str(tmp_path), "--question", "x"]) != 0
     assert "no retrieval index" in capsys.readouterr().err
+
+
+def test_the_context_budget_leaves_room_for_the_template_and_the_answer(quick_base):
+    """A retrieval prompt filled up to the budget, laid out by the template, plus the answer's tokens, fits the
+    context exactly: nothing is cut from its front when the model generates."""
+    from minift.data.updates import update_stream
+    from minift.finetune.templates import ALPACA
+    from minift.retrieval.bm25 import BM25Index
+    from minift.retrieval.rag import context_budget, rag_prompt
+
+    _, tok = quick_base
+    idx = BM25Index()
+    for up in update_stream(4, 6, 4):
+        idx.add(up.documents)
+    for block, new in ((256, 8), (160, 16)):  # ALPACA wraps a prompt in about 70 of the quick base's tokens
+        budget = context_budget(block, tok, ALPACA, new)
+        prompt, used = rag_prompt("How much is the lamp now?", idx, lambda t: len(tok.encode(t)), budget, k=5)
+        assert used and len(ALPACA.encode_prompt(tok, prompt)) + new <= block
