@@ -67,3 +67,13 @@ def test_the_base_is_left_untouched(quick_base, tmp_path, monkeypatch):
     rag_vs_finetuning(VersusConfig(base="quick", n_updates=1, facts=1, paraphrases=1, epochs=1, reader_streams=1, reader_steps=1,
                                    json_steps=1, n_json=1), tmp_path / "v", progress=False)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # every arm trains a copy
+
+
+def test_the_command_prints_both_tables_and_the_strategy(quick_base, tmp_path, capsys):
+    from minift.cli import main
+
+    assert main(["rag", "compare", "--base", "quick", "--updates", "1", "--facts", "1", "--paraphrases", "1",
+                 "--epochs", "1", "--reader-streams", "1", "--reader-steps", "1", "--json-steps", "1",
+                 "--out", str(tmp_path / "v"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "| rag + reader |" in out and "| retrieved example |" in out and "Strategy: both." in out

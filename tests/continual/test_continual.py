@@ -168,3 +168,12 @@ def test_mitigations_combine():
             ContinualConfig(mitigation=bad)
     with pytest.raises(ConfigError, match="lora-merge"):
         ContinualConfig(method="lora-merge", mitigation="replay+l2sp")
+
+
+def test_the_command_runs_one_variant_and_a_sweep(quick_base, tmp_path, capsys):
+    args = ["--base", "quick", "--updates", "1", "--facts", "1", "--paraphrases", "1", "--epochs", "1", "--quiet"]
+    assert main(["continual", *args, "--out", str(tmp_path / "one")]) == 0
+    assert "update 1 (2027-01-01): new" in capsys.readouterr().out
+    assert main(["continual", *args, "--mitigation", "none", "l2sp", "--out", str(tmp_path / "two")]) == 0
+    out = capsys.readouterr().out
+    assert "| full+l2sp |" in out and (tmp_path / "two" / "full+l2sp" / "results.json").is_file()
