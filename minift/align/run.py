@@ -40,7 +40,7 @@ from minift.base.store import save_model_dir
 from minift.data.preferences import to_unpaired
 from minift.errors import ConfigError
 from minift.data.loaders import export_jsonl
-from minift.files import PathLike, check_out_dir, prepare_out_dir, save_json
+from minift.files import PathLike, check_out_dir, load_json, prepare_out_dir, save_json
 from minift.finetune.forgetting import forgetting, lm_val_loss, pretraining_batches
 from minift.finetune.config import FULL_FINETUNING_LR
 from minift.finetune.sft import encode_dataset, encode_ids, generate_batch, sft_collate, sft_loss_fn
@@ -56,13 +56,18 @@ FILES = ("adapter.pt", "model", "results.json", "preference.jsonl", "metrics.jso
 
 
 def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress: bool = True,
-          reward: Callable[[dict, str], float] | None = None) -> dict:
+          reward: Callable[[dict, str], float] | None = None, resume: bool = False) -> dict:
     """Run the stage (module docstring); returns results.json's record. `reward` (grpo, rloo): a function
-    (record, answer) → score to train on instead of the set's rule — the scores reported stay the rule's."""
+    (record, answer) → score to train on instead of the set's rule — the scores reported stay the rule's.
+    resume: continue from out_dir/last.pt (same settings; the loop restores weights, optimizer, step and random
+    state, and batches are a function of the step). preference.jsonl then holds the steps trained after the
+    resume, numbered as they were; metrics.jsonl holds them all."""
     t_start = time.perf_counter()
     use_threads(config.threads)
     out = Path(out_dir)
-    check_out_dir(out, FILES, force=force)
+    check_out_dir(out, FILES, force=force, resume=resume)
+    if resume and (out / "align.json").is_file():
+        _check_resumable(out, config)
     splits = preference_data(config)
     rl = config.method in RL_METHODS
     kto = config.method == "kto" or "completion" in splits["train"][0]
@@ -88,7 +93,7 @@ def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress:
         frozen = copy.deepcopy(model)
     disable_dropout(model)
     reference = Reference(model, frozen)
-    out = prepare_out_dir(out, FILES, force=force)
+    out = prepare_out_dir(out, FILES, force=force, resume=resume)
     if rl:
         loss_fn, batches, val, n_items, stats = _rl_objective(config, scfg, reference, tok, template, splits,
                                                               train_reward)
@@ -104,8 +109,10 @@ def align(config: AlignConfig, out_dir: PathLike, force: bool = False, progress:
                        desc=f"align {config.method}")
     save_json(out / "align.json", {"format": "minift-align", "config": config.to_dict(), "objective": scfg.to_dict(),
                                    "kind": "rl" if rl else "unpaired" if kto else "paired"})
-    result = train(model, loss_fn, batches, tcfg, val_batches=val, out_dir=out)
-    per_step = _per_step([m for m in scfg.metrics if m["training"]], config.grad_accum)  # validation left out
+    result = train(model, loss_fn, batches, tcfg, val_batches=val, out_dir=out,
+                   resume=resume and (out / "last.pt").is_file())
+    records = [m for m in scfg.metrics if m["training"]]  # validation left out
+    per_step = _per_step(records, config.grad_accum, first=result.steps - len(records) // config.grad_accum + 1)
     export_jsonl(per_step, out / "preference.jsonl")
     model.eval()
     scores = evaluate_alignment(model, reference, tok, template, splits["test"], config, pcfg)
@@ -182,14 +189,27 @@ def sft_stage(model, tok, template, train_pairs: list[dict], config: AlignConfig
     return {"steps": result.steps, "final_loss": result.final_train_loss, "seconds": result.elapsed_s}
 
 
-def _per_step(records: list[dict], k: int) -> list[dict]:
-    """Micro-batch records of the training passes → one per optimizer step (means), numbered from 1."""
+def _per_step(records: list[dict], k: int, first: int = 1) -> list[dict]:
+    """Micro-batch records of the training passes → one per optimizer step (means), numbered from `first`."""
     out = []
     for i in range(0, len(records), k):
         chunk = records[i:i + k]
-        out.append({"step": i // k + 1, **{key: sum(r[key] for r in chunk) / len(chunk) for key in chunk[0]
-                                           if key != "training"}})
+        out.append({"step": first + i // k, **{key: sum(r[key] for r in chunk) / len(chunk) for key in chunk[0]
+                                               if key != "training"}})
     return out
+
+
+RESUMABLE = {"device", "threads", "n_eval", "max_steps", "epochs"}  # a run may be extended
+
+
+def _check_resumable(out: Path, config: AlignConfig) -> None:
+    old = load_json(out / "align.json").get("config", {})
+    new = config.to_dict()
+    changed = sorted(k for k in new if k not in RESUMABLE and old.get(k) != new[k])
+    if changed:
+        was = ", ".join(f"{k}={old.get(k)!r} (now {new[k]!r})" for k in changed)
+        raise ConfigError(f"cannot resume {out}: it was started with {was}; resume with the same settings or "
+                          "start a new run (--force)")
 
 
 @torch.no_grad()

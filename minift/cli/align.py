@@ -66,6 +66,9 @@ def add_align_parser(sub, compute_args) -> None:
     compute_args(s)
     s.add_argument("--out", required=True, help="run directory")
     s.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    s.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from OUT/last.pt, with the same settings (the SFT step, if any, "
+                        "is recomputed: it is deterministic)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_align)
 
@@ -83,7 +86,7 @@ def cmd_align(args) -> int:
         precompute_ref=args.precompute_ref, template=args.template, n_train=args.n_train, n_eval=args.n_eval,
         max_new_tokens=args.max_new_tokens, reward_model=args.reward_model, seed=args.seed, device=args.device, dtype=args.dtype,
         threads=args.threads)
-    r = align(config, args.out, force=args.force, progress=not args.quiet)
+    r = align(config, args.out, force=args.force, progress=not args.quiet, resume=args.resume)
     line = f"{r['method']}: {r['steps']} steps"
     if r.get("sanity"):
         line += f" (reward check: good {r['sanity']['good_mean']:.2f} vs bad {r['sanity']['bad_mean']:.2f})"

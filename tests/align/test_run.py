@@ -161,3 +161,40 @@ def test_grpo_on_strict_json(tmp_path, quick_base):
     assert r["sanity"] == {"good_mean": 1.0, "bad_mean": 0.5, "ordered_share": 1.0} and "judge_policy" in r
     with pytest.raises(ConfigError, match="grpo or rloo"):
         AlignConfig(task="json", method="dpo")
+
+
+def test_an_interrupted_run_resumes_exactly(tmp_path, quick_base, monkeypatch):
+    """Crash in step 6 of 10 (last.pt is from step 4): the resumed run ends with the same adapter, bit for bit, as
+    a run never interrupted, and its preference.jsonl carries steps 5 … 10."""
+    import torch
+
+    from minift.align import run as run_mod
+
+    cfg = AlignConfig(**{**FAST, "max_steps": 10, "n_train": 40})
+    align(cfg, tmp_path / "whole", progress=False)
+    real = run_mod.epoch_batches
+
+    def crashing(*args, **kwargs):
+        batches = real(*args, **kwargs)
+
+        def batch(i):
+            if i >= 5:
+                raise RuntimeError("simulated crash")
+            return batches(i)
+        return batch
+
+    monkeypatch.setattr(run_mod, "epoch_batches", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        align(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(run_mod, "epoch_batches", real)
+    with pytest.raises(Exception, match="--force"):
+        align(cfg, tmp_path / "cut", progress=False)  # neither --force nor --resume: refused
+    with pytest.raises(ConfigError, match="beta"):
+        align(AlignConfig(**{**FAST, "max_steps": 10, "n_train": 40, "options": {"beta": 0.5}}), tmp_path / "cut",
+              progress=False, resume=True)
+    r = align(cfg, tmp_path / "cut", progress=False, resume=True)
+    assert r["steps"] == 10
+    a, b = (torch.load(tmp_path / d / "adapter.pt", weights_only=True)["state"] for d in ("whole", "cut"))
+    assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "cut" / "preference.jsonl").read_text().splitlines()]
+    assert steps == list(range(5, 11))
