@@ -35,7 +35,7 @@ def add_rag_parser(sub) -> None:
     a.add_argument("--max-new-tokens", type=_positive_int, default=24)
     a.set_defaults(func=cmd_rag_ask)
     c = _sub(rsub, "compare", "retrieval vs fine-tuning on the same stream of updates: fresh and changed facts, time "
-             "to absorb an update, answer latency, strict JSON (docs/retrieval.md)")
+             "to absorb an update, answer latency, strict JSON (docs/continual.md)")
     c.add_argument("--base", default="tiny", help="a preset, smollm2 or a model directory")
     c.add_argument("--updates", type=_positive_int, default=4)
     c.add_argument("--facts", type=_positive_int, default=6, help="facts per update")

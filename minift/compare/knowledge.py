@@ -16,7 +16,7 @@ vs training on it); the answer latency (greedy answers, batched, per question); 
 strict JSON on the json task: the base with the instruction alone, with the most similar training example
 retrieved into the prompt (retrieval can show the format), and after a short fine-tune on the task's examples.
 
-The table backs `choose_ai_strategy` (retrieval/strategy.py). docs/retrieval.md reads the measured numbers.
+The table backs `choose_ai_strategy` (retrieval/strategy.py); docs/continual.md reads the measured numbers.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ class VersusConfig:
     threads: int | None = None
 
     def __post_init__(self):
+        if not 1 <= self.facts <= 12 or self.n_updates < 1:
+            raise ConfigError(f"facts per update must be 1 to 12 and updates ≥ 1, got {self.facts} and "
+                              f"{self.n_updates}")
         if not 1 <= self.paraphrases <= 4 or min(self.k, self.reader_streams, self.reader_steps, self.json_steps) < 1:
             raise ConfigError("paraphrases must be 1 to 4; k, reader_streams, reader_steps and json_steps ≥ 1")
         if min(self.reader_lr, self.json_lr) <= 0 or (self.lr is not None and self.lr <= 0):

@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 
 from minift.data import world as w
+from minift.errors import ConfigError
 
 NEW_PRODUCTS = ("paper lantern", "wooden boat", "glass bird", "wool blanket", "tin drum", "clay pot", "silk fan",
                 "board game", "flower vase", "garden chair", "picture frame", "music box")
@@ -81,9 +82,10 @@ def update_stream(n_updates: int = 5, facts_per_update: int = 6, paraphrases: in
                   ) -> list[Update]:
     """The stream (module docstring). paraphrases: documents per fact, 1 to 4."""
     if not 1 <= paraphrases <= 4:
-        raise ValueError(f"paraphrases must be 1 to 4, got {paraphrases}")
+        raise ConfigError(f"paraphrases must be 1 to 4, got {paraphrases}")
     if not 1 <= facts_per_update <= 12:
-        raise ValueError(f"facts_per_update must be 1 to 12, got {facts_per_update}")
+        raise ConfigError(f"facts per update must be 1 to 12 (the world has that many subjects to change), got "
+                          f"{facts_per_update}")
     r = random.Random(f"updates-{seed}")
     prices = {p.name: p.price for p in w.PRODUCTS}           # the current price of every product
     festivals: dict[str, str] = {}                           # the current festival day of a town
@@ -151,7 +153,7 @@ def update_examples(update: Update, on: str = "both") -> list[dict]:
     """What fine-tuning learns an update from: its training questions ("questions"), its documents as plain text
     ({"text"}: every token supervised, no prompt; "documents"), or both. Each carries its fact's key."""
     if on not in ("questions", "documents", "both"):
-        raise ValueError(f"on must be questions, documents or both, got {on!r}")
+        raise ConfigError(f"on must be questions, documents or both, got {on!r}")
     docs = [{"text": d, "key": k} for d, k in zip(update.documents, update.doc_keys)]
     qs = [dict(q) for q in update.train]
     return qs if on == "questions" else docs if on == "documents" else qs + docs

@@ -2,7 +2,7 @@
 
     choose_ai_strategy(needs_knowledge, changes_often, needs_behaviour) → Strategy("rag" | "fine-tune" | "both", why)
 
-The rule, and the measurement behind each branch (compare/knowledge.py; README and docs/retrieval.md give the
+The rule, and the measurement behind each branch (compare/knowledge.py; README and docs/continual.md give the
 numbers for both bases):
 
     knowledge that changes      → rag        absorbing an update is adding documents (milliseconds) instead of

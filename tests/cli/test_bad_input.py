@@ -104,7 +104,17 @@ def make_case(name: str, tmp: Path, quick_base) -> list[str]:
                                             "--out", str(tmp / "o")],
         "bad conversation": ["finetune", "--out", str(tmp / "o"), "--data", write(
             tmp / "talk2.jsonl", json.dumps({"messages": [{"role": "user", "content": "q"}]}))],
+        "continual ewc on lora-merge": ["continual", "--method", "lora-merge", "--mitigation", "ewc", "--out",
+                                        str(tmp / "o")],
+        "continual unknown mitigation": ["continual", "--mitigation", "replay+dropout", "--out", str(tmp / "o")],
+        "export too many facts": ["data", "export", "updates", "--facts", "13", "--out", str(tmp / "o")],
+        "rag compare too many facts": ["rag", "compare", "--facts", "13", "--out", str(tmp / "o")],
+        "align resume other settings": ["align", "--task", "polite", "--base", "quick", "--beta", "0.5", "--resume",
+                                        "--out", str(tmp / "run")],
     }
+    if name == "align resume other settings":  # a run started with β = 0.1 (the default)
+        (tmp / "run").mkdir()
+        write(tmp / "run" / "align.json", json.dumps({"format": "minift-align", "config": {"beta": None}}))
     if name == "conversation with a plain model":
         make_case("show a conversation with a plain model", tmp, quick_base)  # writes talk.jsonl
     if name == "eval unfinished run":
@@ -135,6 +145,9 @@ CASES = {  # case → words the one line must contain
     "show a conversation with a plain model": "need a chat model",
     "conversation with a plain model": "need a chat model",
     "bad conversation": "talk2.jsonl:1: the last message must be the assistant's",
+    "continual ewc on lora-merge": "lora-merge", "continual unknown mitigation": "replay+dropout",
+    "export too many facts": "1 to 12", "rag compare too many facts": "1 to 12",
+    "align resume other settings": "cannot resume",
 }
 
 
