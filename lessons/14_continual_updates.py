@@ -15,7 +15,7 @@
 # weights that mattered), L2-SP (Li et al., 2018: pull towards the start), and LoRA (a small adapter instead of
 # every weight), on the same learning-vs-forgetting axes.
 #
-# Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the small `quick` base, 2 updates and 2 epochs; full mode
+# Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the small `quick` base, 2 updates and 1 epoch; full mode
 # the `tiny` base, 4 updates of 6 facts, 20 epochs per update, about 3 minutes on 2 CPU cores.
 
 # %%
@@ -34,7 +34,7 @@ from minift.tables import markdown_table
 
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 BASE = "quick" if QUICK else "tiny"
-STREAM = dict(n_updates=2, facts=2, epochs=2) if QUICK else dict(n_updates=4, facts=6)
+STREAM = dict(n_updates=2, facts=2, epochs=1) if QUICK else dict(n_updates=4, facts=6)
 OUT = minift_home() / "lessons" / "14_continual"
 print(f"mode: {'quick' if QUICK else 'full'}; base {BASE}; {STREAM}")
 

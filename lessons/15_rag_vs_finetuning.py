@@ -32,7 +32,7 @@ from minift.tables import markdown_table
 QUICK = os.environ.get("MINIFT_QUICK") == "1"
 BASE = "quick" if QUICK else "tiny"
 OUT = minift_home() / "lessons" / "15_rag"
-SETTINGS = dict(n_updates=2, facts=2, paraphrases=2, epochs=2, reader_streams=1, reader_steps=4, json_steps=4, n_json=4) if QUICK \
+SETTINGS = dict(n_updates=2, facts=2, paraphrases=2, epochs=1, reader_streams=1, reader_steps=4, json_steps=4, n_json=4) if QUICK \
     else dict(n_updates=4, facts=6)
 print(f"mode: {'quick' if QUICK else 'full'}; base {BASE}")
 

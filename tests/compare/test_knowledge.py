@@ -39,7 +39,10 @@ def test_the_gold_prompt_states_the_current_value():
 def test_the_study_runs_and_writes_its_tables(quick_base, tmp_path, monkeypatch):
     from minift.base import cache
 
+    import torch
+
     model, tok = quick_base
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     monkeypatch.setattr(cache, "resolve_base", lambda base, progress=False: (model, tok, "quick"))
     cfg = VersusConfig(base="quick", n_updates=2, facts=2, paraphrases=2, epochs=1, reader_streams=1, reader_steps=2, json_steps=2,
                        n_json=3)
@@ -54,18 +57,6 @@ def test_the_study_runs_and_writes_its_tables(quick_base, tmp_path, monkeypatch)
     for name in ("versus.json", "table.md", "json.md"):
         assert (tmp_path / "v" / name).is_file()
     assert (tmp_path / "v" / "ft-xk" / "results.json").is_file()
-
-
-def test_the_base_is_left_untouched(quick_base, tmp_path, monkeypatch):
-    import torch
-
-    from minift.base import cache
-
-    model, tok = quick_base
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    monkeypatch.setattr(cache, "resolve_base", lambda base, progress=False: (model, tok, "quick"))
-    rag_vs_finetuning(VersusConfig(base="quick", n_updates=1, facts=1, paraphrases=1, epochs=1, reader_streams=1, reader_steps=1,
-                                   json_steps=1, n_json=1), tmp_path / "v", progress=False)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # every arm trains a copy
 
 
