@@ -169,4 +169,5 @@ if not QUICK:
 # 1. `minift continual --method full --mitigation replay --replay 0.2 --out runs/r02`: how little replay is enough?
 # 2. `--paraphrases 1` vs `4`: does seeing a fact in more wordings help the held-out questions?
 # 3. `--ewc-lambda 1000`: a stronger anchor — what happens to learning?
-# 4. `--base smollm2 --lr 1e-4 --epochs 5`: the same stream on a real model (about 10 minutes per variant on 2 cores).
+# 4. `--base smollm2 --lr 1e-4 --epochs 5`: the same stream on a real model (README: 3–7 minutes of training per
+#    update on 2 cores).

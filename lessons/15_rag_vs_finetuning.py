@@ -162,7 +162,8 @@ for need in (dict(needs_knowledge=True, changes_often=True),
 #
 # ## What to try next
 #
-# 1. `minift rag compare --base smollm2 --lr 1e-4 --epochs 5 --out runs/versus-smol`: an instruction-tuned model
-#    reads a context without a reader fine-tune.
+# 1. `minift rag compare --base smollm2 --paraphrases 2 --epochs 5 --lr 1e-4 --reader-streams 2 --reader-steps 30
+#    --reader-lr 5e-5 --json-steps 40 --json-lr 5e-5 --out runs/versus-smol` (README's SmolLM2 table, about an hour
+#    on 2 cores): does an instruction-tuned model read a context without a reader fine-tune?
 # 2. `--k 1` vs `--k 3`: more documents find more current facts, and cost context.
 # 3. Make retrieval date-aware: keep only the newest document per fact (the stream's documents carry their date).

@@ -62,7 +62,7 @@ class VersusConfig:
     reader_lr: float = 1e-3
     json_steps: int = 150          # the json task's fine-tune (batches of 8: 3 passes over its 400 examples)
     json_lr: float = 5e-4
-    max_new_tokens: int = 8
+    max_new_tokens: int = 48        # an instruct model explains before it answers: 8 tokens cut SmolLM2 off
     n_json: int = 50               # json test prompts scored
     seed: int = 0
     threads: int | None = None
