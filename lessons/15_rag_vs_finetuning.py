@@ -151,11 +151,12 @@ for need in (dict(needs_knowledge=True, changes_often=True),
 #   takes seconds on this toy and minutes on a real model, every update, with lesson 14's forgetting on top.
 # * **A small model must be taught to read.** The tiny base answers nothing from a context, not even with the fact
 #   itself pasted in; the reader, fine-tuned once on *other* facts, answers from documents it has never seen, more
-#   of them than any fine-tuned arm gets right from its weights. Its number moves from run to run (35–55 % of the
-#   facts with 1 or 2 threads: 600 steps amplify the last bits of float arithmetic), the gap to ×1/×4 does not.
+#   of them than any fine-tuned arm gets right from its weights. Its number moves between runs (35–55 % of the
+#   facts in ours: 600 steps amplify the last bits of float arithmetic, so the thread count changes it); the gap to
+#   ×1 and ×4 stays.
 #   Fine-tuning for a behaviour (reading a context) + retrieval for the knowledge is the "both" branch of the rule.
-# * **Documents do not help a model that was not taught to read**: adding them to the fine-tuned model lowers its
-#   score (*ft ×k + rag* against *ft ×k*) — the context only disturbs it.
+# * **Documents do not help a model that was not taught to read**: adding them to the fine-tuned model gains it
+#   nothing (*ft ×k + rag* against *ft ×k*).
 # * **Behaviour → fine-tuning.** One retrieved example does not make a small model write strict JSON; a minute of
 #   fine-tuning does.
 # * Answer latency is not free for retrieval: the documents make every prompt longer.

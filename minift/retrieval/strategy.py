@@ -10,6 +10,7 @@ numbers for both bases):
                                              stale values for changed facts and lose earlier ones
     knowledge that stays        → rag        fine-tuning learns a fact from its phrasing: held-out questions about
                                              it are answered far less often than with the document in the prompt
+                                             of a model that reads (SmolLM2; a small base must be taught to read)
                                              (Ovadia et al., 2024 measure the same on real models)
     a behaviour (format, tone)  → fine-tune  a retrieved example in the prompt does not make strict JSON reliable;
                                              a short fine-tune does
