@@ -65,8 +65,8 @@ def _save(fig, path: Path) -> None:
         fig.savefig(tmp, format="png")
 
 
-def save_curves(records: list[dict], path, title: str = "") -> None:
-    """Accuracies per update on the left axis, general forgetting (Δ loss on pretraining text) on the right."""
+def save_curves(records: list[dict], path, title: str = "", probe: str = "pretraining text") -> None:
+    """Accuracies per update on the left axis, general forgetting (Δ loss on the probe text) on the right."""
     fig, (ax,) = _figure()
     x = [r["update"] + 1 for r in records]
     for key, style in (("new", "o-"), ("earlier", "s-"), ("changed", "^-"), ("stale", "x--")):
@@ -77,14 +77,15 @@ def save_curves(records: list[dict], path, title: str = "") -> None:
     ax.set_xticks(x)
     right = ax.twinx()
     right.plot(x, [r["forgetting"] for r in records], "k:", label="forgetting (Δ loss)")
-    right.set_ylabel("general forgetting: Δ loss on pretraining text")
+    right.set_ylabel(f"general forgetting: Δ loss on {probe}")
     lines = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     ax.legend(lines, [h.get_label() for h in lines], loc="center left", fontsize=9)
     ax.set_title(title)
     _save(fig, Path(path))
 
 
-def save_learning_vs_forgetting(variants: dict[str, list[dict]], path, title: str = "") -> None:
+def save_learning_vs_forgetting(variants: dict[str, list[dict]], path, title: str = "",
+                                probe: str = "pretraining text") -> None:
     """Two panels, one trajectory per variant (a marker per update, the last one filled): learning (share of new
     facts right) against forgetting of earlier facts (1 − earlier), and against general forgetting (Δ loss)."""
     fig, axes = _figure(11, 4.5, cols=2)
@@ -94,7 +95,7 @@ def save_learning_vs_forgetting(variants: dict[str, list[dict]], path, title: st
             line, = ax.plot(xs, y, "-", marker="o", mfc="none", alpha=0.8, label=name)
             ax.plot(xs[-1:], y[-1:], "o", color=line.get_color())
     axes[0].set_xlabel("forgetting of earlier facts: 1 − earlier")
-    axes[1].set_xlabel("general forgetting: Δ loss on pretraining text")
+    axes[1].set_xlabel(f"general forgetting: Δ loss on {probe}")
     for ax in axes:
         ax.set_ylabel("learning: share of the new update's facts right")
         ax.set_ylim(-0.03, 1.03)

@@ -125,10 +125,11 @@ def continual(config: ContinualConfig, out_dir: PathLike, force: bool = False, p
                         "answers": [{"question": q["instruction"], "value": q["value"], "old": q["old"],
                                      "update": q["update"], "answer": a} for q, a in zip(questions, answers)]})
         export_jsonl(records, out / "updates.jsonl")
-    record = {"config": config.to_dict(), "name": config.name, "base_loss": base_loss, "lr": lr,
+    probe_text = "pretraining text" if preset is not None else "general English"  # what forgetting is measured on
+    record = {"config": config.to_dict(), "name": config.name, "base_loss": base_loss, "lr": lr, "probe": probe_text,
               "updates": records, "summary": summarise(records)}
     save_json(out / "results.json", record)
-    save_curves(records, out / "curves.png", title=f"{config.base}: {config.name}")
+    save_curves(records, out / "curves.png", title=f"{config.base}: {config.name}", probe=probe_text)
     return record
 
 

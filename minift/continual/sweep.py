@@ -40,16 +40,17 @@ def continual_sweep(configs: list[ContinualConfig], out_dir: PathLike, force: bo
         check_out_dir(out / c.name, ("results.json",), force=force)
     check_out_dir(out, ("table.md", "sweep.json", "learning_vs_forgetting.png"), force=force)
     model, tok, preset = resolve_base(configs[0].base, progress=False)
-    runs, rows = {}, []
+    runs, rows, probe = {}, [], "pretraining text"
     for c in configs:
         record = continual(c, out / c.name, force=force, progress=progress,
                            model_and_tok=(copy.deepcopy(model), tok, preset))
-        runs[c.name] = record["updates"]
+        runs[c.name], probe = record["updates"], record["probe"]
         rows.append(row_of(record))
     save_json(out / "sweep.json", {"rows": rows, "configs": [c.to_dict() for c in configs]})
     atomic_write_text(out / "table.md", markdown_table(rows, COLUMNS) + "\n")
     save_learning_vs_forgetting(runs, out / "learning_vs_forgetting.png",
-                                title=f"{configs[0].base}: learning vs forgetting, {configs[0].n_updates} updates")
+                                title=f"{configs[0].base}: learning vs forgetting, {configs[0].n_updates} updates",
+                                probe=probe)
     return rows
 
 
