@@ -116,7 +116,7 @@ def cmd_rag_ask(args) -> int:
 
 def cmd_rag_compare(args) -> int:
     from minift.retrieval.strategy import choose_ai_strategy
-    from minift.compare.knowledge import COLUMNS, VersusConfig, rag_vs_finetuning
+    from minift.compare.knowledge import COLUMNS, JSON_COLUMNS, VersusConfig, rag_vs_finetuning
     from minift.tables import markdown_table
 
     cfg = VersusConfig(base=args.base, n_updates=args.updates, facts=args.facts, paraphrases=args.paraphrases,
@@ -126,7 +126,7 @@ def cmd_rag_compare(args) -> int:
     record = rag_vs_finetuning(cfg, args.out, force=args.force, progress=not args.quiet)
     print(markdown_table(record["rows"], COLUMNS))
     print()
-    print(markdown_table(record["json"], ["arm", "json valid", "schema ok", "s to absorb"]))
+    print(markdown_table(record["json"], JSON_COLUMNS))
     print()
     print(choose_ai_strategy(needs_knowledge=True, changes_often=True, needs_behaviour=True, evidence=record))
     print(f"wrote {args.out}/ (versus.json, table.md, json.md, ft-x1/, ft-xk/)")

@@ -46,6 +46,7 @@ from minift.training.loop import train
 
 FILES = ("versus.json", "table.md", "json.md", "ft-x1", "ft-xk")
 COLUMNS = ["arm", "all", "fresh", "changed", "stale", "absorb s/update", "answer ms"]
+JSON_COLUMNS = ["arm", "json valid", "schema ok", "examples shown", "s to absorb"]
 
 
 @dataclass
@@ -133,8 +134,7 @@ def rag_vs_finetuning(config: VersusConfig, out_dir: PathLike, force: bool = Fal
               "reader": {k: v for k, v in reader.items() if k != "model"}}
     save_json(out / "versus.json", record)
     atomic_write_text(out / "table.md", markdown_table(rows, COLUMNS) + "\n")
-    atomic_write_text(out / "json.md", markdown_table(json_rows, ["arm", "json valid", "schema ok", "s to absorb"])
-                      + "\n")
+    atomic_write_text(out / "json.md", markdown_table(json_rows, JSON_COLUMNS) + "\n")
     return record
 
 
@@ -178,20 +178,21 @@ def _json_arms(base, tok, template, config: VersusConfig, progress: bool) -> lis
         demo = f"Example post: {example['input']}\nExample answer: {example['output']}\n\n"
         return {"instruction": demo + ex["instruction"], "input": ex["input"]}
 
-    def score(arm, model, prompts, absorb):
+    def score(arm, model, prompts, absorb, shown_n=0):
         answers = generate_batch(model, tok, prompts, 32, template)
         m = json_metrics(answers, JSON_SCHEMA)
         return {"arm": arm, "json valid": m["json_validity"], "schema ok": m["json_compliance"],
-                "s to absorb": absorb, "sample": answers[0]}
+                "s to absorb": absorb, "examples shown": shown_n, "sample": answers[0]}
 
     room = base.config.block_size - 32  # the prompt as laid out by the template, and a 32-token answer
-    retrieved = []
-    for ex in test:  # the most similar training post whose example still fits the context
-        hits = [train_split[i] for i, _ in index.top_k(ex["input"], 3)]
+    retrieved, n_shown = [], 0
+    for ex in test:  # the most similar training post whose example still fits the context (counted: a small
+        hits = [train_split[i] for i, _ in index.top_k(ex["input"], 3)]  # context may have room for none)
         fits = [h for h in hits if len(template.encode_prompt(tok, **shown(ex, h))) <= room]
         retrieved.append(shown(ex, fits[0] if fits else None))
+        n_shown += bool(fits)
     rows = [score("instruction only", base, [shown(ex, None) for ex in test], 0.0),
-            score("retrieved example", base, retrieved, index_s)]
+            score("retrieved example", base, retrieved, index_s, n_shown)]
     model = copy.deepcopy(base)
     seconds = _short_finetune(model, tok, template, train_split, config.json_steps, config.json_lr, config.seed,
                               progress, "json")

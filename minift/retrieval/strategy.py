@@ -82,6 +82,10 @@ def _behaviour_reason(evidence: dict | None) -> str:
     why = "A format must hold on every answer: burn it into the weights with supervised fine-tuning."
     shown, tuned = _row(evidence, "retrieved example"), _row(evidence, "fine-tuned")
     if shown and tuned:
-        why += (f" Measured: strict JSON {100 * shown['json valid']:.0f} % with a retrieved example in the prompt "
-                f"vs {100 * tuned['json valid']:.0f} % after fine-tuning.")
+        room = ""
+        if "examples shown" in shown:  # a small context may have had room for no example at all
+            n = (evidence.get("config") or {}).get("n_json")
+            room = f" (it fit in {shown['examples shown']}" + (f" of {n}" if n else "") + " prompts)"
+        why += (f" Measured: strict JSON {100 * shown['json valid']:.0f} % with a retrieved example in the "
+                f"prompt{room} vs {100 * tuned['json valid']:.0f} % after fine-tuning.")
     return why

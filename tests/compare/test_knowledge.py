@@ -23,10 +23,11 @@ def test_the_strategy_rule():
                          {"arm": "ft ×1", "fresh": 0.2, "absorb s/update": 3.0},
                          {"arm": "ft ×4", "fresh": 0.4, "absorb s/update": 12.0},
                          {"arm": "ft ×4 + rag", "fresh": 0.95, "absorb s/update": 12.0}],
-                "json": [{"arm": "retrieved example", "json valid": 0.1},
+                "config": {"n_json": 50},
+                "json": [{"arm": "retrieved example", "json valid": 0.1, "examples shown": 7},
                          {"arm": "fine-tuned (60 steps)", "json valid": 1.0}]}
     s = str(choose_ai_strategy(True, True, True, evidence=evidence))
-    assert s.startswith("Strategy: both.") and "90 % of the facts right with retrieval (rag + reader)" in s and "40 % with fine-tuning (ft ×4)" in s and "0.20 ms" in s and "12.0 s" in s and "100 %" in s
+    assert s.startswith("Strategy: both.") and "90 % of the facts right with retrieval (rag + reader)" in s and "40 % with fine-tuning (ft ×4)" in s and "0.20 ms" in s and "12.0 s" in s and "100 %" in s and "(it fit in 7 of 50 prompts)" in s
 
 
 def test_the_gold_prompt_states_the_current_value():
@@ -54,6 +55,7 @@ def test_the_study_runs_and_writes_its_tables(quick_base, tmp_path, monkeypatch)
     rag, ft = r["rows"][2], r["rows"][5]
     assert 0 < rag["absorb s/update"] < ft["absorb s/update"]  # indexing is cheaper than training
     assert [j["arm"] for j in r["json"]][:2] == ["instruction only", "retrieved example"]
+    assert 0 <= r["json"][1]["examples shown"] <= 3 and r["json"][0]["examples shown"] == 0
     for name in ("versus.json", "table.md", "json.md"):
         assert (tmp_path / "v" / name).is_file()
     assert (tmp_path / "v" / "ft-xk" / "results.json").is_file()
