@@ -19,7 +19,8 @@ For each update t of the changing world (data/updates.py), in order:
     4. measures, on questions no training example phrases (held-out templates): accuracy on update t's facts
        (`new`), on earlier facts still current (`earlier`), on every fact that replaced a value (`changed`, and
        `stale`: the answer gives the replaced value); `seen`: update t's own training questions (memorised, not
-       necessarily learned); general forgetting: the pretraining-text loss probe minus the base's
+       necessarily learned); general forgetting: the loss on the base's pretraining text (general English for a
+       real model) minus the base's
 
 Files: continual.json (the config), updates.jsonl (one record per update), results.json, curves.png. The paper trail:
 EWC — Kirkpatrick et al., 2017; L2-SP — Li et al., 2018; replay — Scialom et al., 2022 (docs/continual.md).
