@@ -40,9 +40,10 @@ from minift.base.store import save_model_dir
 from minift.data.preferences import to_unpaired
 from minift.errors import ConfigError
 from minift.data.loaders import export_jsonl
-from minift.files import PathLike, check_out_dir, load_json, prepare_out_dir, save_json
+from minift.files import PathLike, check_out_dir, prepare_out_dir, save_json
 from minift.finetune.forgetting import forgetting, lm_val_loss, pretraining_batches
 from minift.finetune.config import FULL_FINETUNING_LR
+from minift.finetune.run import check_resumable
 from minift.finetune.sft import encode_dataset, encode_ids, generate_batch, sft_collate, sft_loss_fn
 from minift.finetune.templates import get_template, resolve_template_name
 from minift.peft import apply_method, disabled, method_config, save_adapter
@@ -203,13 +204,7 @@ RESUMABLE = {"device", "threads", "n_eval", "max_steps", "epochs"}  # a run may 
 
 
 def _check_resumable(out: Path, config: AlignConfig) -> None:
-    old = load_json(out / "align.json").get("config", {})
-    new = config.to_dict()
-    changed = sorted(k for k in new if k not in RESUMABLE and old.get(k) != new[k])
-    if changed:
-        was = ", ".join(f"{k}={old.get(k)!r} (now {new[k]!r})" for k in changed)
-        raise ConfigError(f"cannot resume {out}: it was started with {was}; resume with the same settings or "
-                          "start a new run (--force)")
+    check_resumable(out, out / "align.json", config.to_dict(), RESUMABLE)
 
 
 @torch.no_grad()

@@ -42,7 +42,8 @@ def add_rag_parser(sub) -> None:
     c.add_argument("--paraphrases", type=int, choices=range(1, 5), default=4, metavar="1-4",
                    help="k of the fine-tuning arm \"ft ×k\" (default: 4)")
     c.add_argument("--k", type=_positive_int, default=2, help="documents retrieved (default: 2)")
-    c.add_argument("--epochs", type=_positive_float, default=20.0, help="continual fine-tuning: passes over each update")
+    c.add_argument("--epochs", type=_positive_float, default=20.0,
+                   help="continual fine-tuning: passes over each update")
     c.add_argument("--lr", type=_positive_float, default=None, help="continual fine-tuning's lr (unset: its default)")
     c.add_argument("--reader-steps", type=_positive_int, default=600,
                    help="the reader's one-off fine-tune, batches of 8 (default: 600)")

@@ -10,11 +10,12 @@ Every arm answers the same held-out questions after the last update (data/update
     ft ×1 / ft ×k     continual full fine-tuning on every update (continual/run.py), one document per fact vs k
     ft ×k + rag       that fine-tuned model, also given BM25's documents
 
-and the measures: accuracy on every fact known after the last update (all), on the last update's facts (fresh), on every fact that replaced a value (changed) and
-the share answered with the replaced value (stale); the time to absorb one update (adding its documents to the index
-vs training on it); the answer latency (greedy answers, batched, per question); and a behaviour, not a fact —
-strict JSON on the json task: the base with the instruction alone, with the most similar training example
-retrieved into the prompt (retrieval can show the format), and after a short fine-tune on the task's examples.
+and the measures: accuracy on every fact known after the last update (all), on the last update's facts (fresh),
+on every fact that replaced a value (changed) and the share answered with the replaced value (stale); the time to
+absorb one update (adding its documents to the index vs training on it); the answer latency (greedy answers,
+batched, per question); and a behaviour, not a fact — strict JSON on the json task: the base with the instruction
+alone, with the most similar training example retrieved into the prompt where it fits (retrieval can show the
+format; `examples shown` counts the prompts that had room), and after a short fine-tune on the task's examples.
 
 The table backs `choose_ai_strategy` (retrieval/strategy.py); docs/continual.md reads the measured numbers.
 """

@@ -12,7 +12,7 @@
 
     save_curves           per update: new, earlier, changed, stale, and the general forgetting, on one figure
     save_learning_vs_forgetting   one trajectory per variant: what it learned (new) against what it lost
-                          (1 − earlier, and the rise of the pretraining-text loss), the same axes for every variant
+                          (1 − earlier, and the rise of the probe text's loss), the same axes for every variant
 
 A right answer names the current value as a whole word (data/updates.names_value); an empty group scores NaN (not 0:
 "nothing to ask" is not "all wrong").

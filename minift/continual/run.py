@@ -116,7 +116,7 @@ def continual(config: ContinualConfig, out_dir: PathLike, force: bool = False, p
         scores = score_answers(answers, questions, t)
         seen = up.train
         seen_acc = score_answers(ask(model, tok, template, seen, config.max_new_tokens),
-                                 [{**q, "value": _value(q), "old": None, "update": t} for q in seen], t)["new"]
+                                 [{**q, "old": None, "update": t} for q in seen], t)["new"]
         probe_loss = lm_val_loss(model, probe)
         records.append({"update": t, "date": up.date, "steps": result.steps, "examples": len(data),
                         "replayed": len(data) - len(new),
@@ -142,11 +142,6 @@ def summarise(records: list[dict]) -> dict:
             "changed": last["changed"], "stale": last["stale"], "forgetting": last["forgetting"],
             "train_seconds": sum(r["train_seconds"] for r in records),
             "seconds_per_update": sum(r["train_seconds"] for r in records) / len(records)}
-
-
-def _value(question: dict) -> str:
-    """A training question's answer value: its output without the unit ("12 dollars." → "12")."""
-    return question["output"].rstrip(".").replace(" dollars", "")
 
 
 def _still_true(example: dict, current: dict[str, str]) -> bool:

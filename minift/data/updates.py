@@ -12,7 +12,7 @@ Each update holds a few new facts of four kinds:
 and, for each fact,
 
     documents   `paraphrases` sentences stating it (the text a retriever indexes, or a fine-tune reads)
-    train       questions in the TRAIN phrasings, with the short answer ("12 dollars.")
+    train       questions in the TRAIN phrasings, with the short answer ("12 dollars.") and the fact's value ("12")
     heldout     the same facts asked in other phrasings, from templates no training question uses: a model that
                 answers these learned the fact, not the sentence
 
@@ -127,10 +127,10 @@ def update_stream(n_updates: int = 5, facts_per_update: int = 6, paraphrases: in
             up.documents += [_fill(t, subject, value, date) for t in docs[:paraphrases]]
             up.doc_keys += [key] * paraphrases
             answer = _fill(ANSWER[kind], subject, value, date)
-            up.train += [{"instruction": _fill(q, subject, value, date), "input": "", "output": answer, "key": key}
-                         for q in TRAIN_Q[kind]]
-            up.heldout += [{"instruction": _fill(q, subject, value, date), "input": "", "output": answer, "key": key}
-                           for q in HELDOUT_Q[kind]]
+            up.train += [{"instruction": _fill(q, subject, value, date), "input": "", "output": answer, "key": key,
+                          "value": str(value)} for q in TRAIN_Q[kind]]
+            up.heldout += [{"instruction": _fill(q, subject, value, date), "input": "", "output": answer, "key": key,
+                            "value": str(value)} for q in HELDOUT_Q[kind]]
         stream.append(up)
     return stream
 

@@ -295,9 +295,14 @@ def run_warnings(result, before: float, after: float, lr: float) -> list[str]:
 
 
 def _check_resumable(out: Path, config: FinetuneConfig) -> None:
-    old = load_json(out / "finetune.json").get("config", {})
-    new = config.to_dict()
-    changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
+    check_resumable(out, out / "finetune.json", config.to_dict(), RESUMABLE_CHANGES)
+
+
+def check_resumable(out: Path, record: Path, new: dict, resumable) -> None:
+    """Refuse to resume the run in `out` with settings other than those its `record` (a JSON file with a "config")
+    was started with, except the keys in `resumable` (device, threads, a longer run, …)."""
+    old = load_json(record).get("config", {})
+    changed = sorted(k for k in new if k not in resumable and old.get(k) != new[k])
     if changed:
         was = ", ".join(f"{k}={old.get(k)!r} (now {new[k]!r})" for k in changed)
         raise ConfigError(f"cannot resume {out}: it was started with {was}; resume with the same settings or "

@@ -1,7 +1,7 @@
 """Retrieval-augmented prompts: the k best documents put in front of the question, inside the context budget.
 
-    prompt = "Context:\\n" + d₁ + "\\n" + … + d_j + "\\n\\nQuestion: " + q        d₁ … d_j: BM25's top documents, best first,
-                                                                            as many as fit in `budget` tokens
+    prompt = "Context:\\n" + d₁ + "\\n" + … + d_j + "\\n\\nQuestion: " + q
+        d₁ … d_j: BM25's top documents, best first, as many as fit in `budget` tokens
 
 The budget is counted with the model's own tokenizer, so the same code serves the tiny base (a 128-token context:
 one or two short documents) and SmolLM2 (thousands of tokens). A document that would overflow the budget is left
@@ -57,7 +57,8 @@ def save_index(index: BM25Index, out_dir) -> Path:
 def load_index(index_dir, k1: float = 1.5, b: float = 0.75) -> BM25Index:
     path = Path(index_dir) / INDEX_FILE
     if not path.is_file():
-        raise MissingFileError(f"{index_dir} holds no retrieval index ({INDEX_FILE}); build one with `minift rag index`")
+        raise MissingFileError(f"{index_dir} holds no retrieval index ({INDEX_FILE}); build one with "
+                               "`minift rag index`")
     docs = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():

@@ -154,7 +154,8 @@ def test_cli_refuses_a_variant_that_cannot_work_in_one_line(tmp_path, capsys):
 
 
 def test_cli_exports_the_stream(tmp_path, capsys):
-    assert main(["data", "export", "updates", "--updates", "2", "--facts", "3", "--out", str(tmp_path / "u.jsonl")]) == 0
+    assert main(["data", "export", "updates", "--updates", "2", "--facts", "3",
+                 "--out", str(tmp_path / "u.jsonl")]) == 0
     lines = (tmp_path / "u.jsonl").read_text().splitlines()
     assert len(lines) == 6 and json.loads(lines[0])["update"] == 0
 
