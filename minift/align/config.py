@@ -14,6 +14,9 @@ RL_TASKS = ("json",)  # tasks with a checkable answer but no preference pairs: f
 # the peak lr an alignment run uses when none is given, by what it updates; measured on the tiny base with the
 # polite set (docs/alignment.md): preference losses move a model fast, and more than this overshoots
 DEFAULT_LR = {"lora": 1e-3, "full": 1e-4}
+# the names `options` may hold (objective.PreferenceConfig's and rl.RLConfig's fields; a test keeps them in step)
+PREFERENCE_OPTIONS = ("beta", "eps", "gamma", "lam", "alpha", "sft_weight", "average")
+RL_OPTIONS = ("group", "beta", "clip_eps", "temperature", "aggregation", "scale_by_std", "skip_zero_spread")
 
 
 def check_source(task: str | None, data: str | None, update: str, known: tuple[str, ...]) -> None:
@@ -77,6 +80,11 @@ class AlignConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be ≥ 1, got {self.max_steps}")
+        known = RL_OPTIONS if self.method in RL_METHODS else PREFERENCE_OPTIONS
+        unknown = sorted(set(self.options) - set(known))
+        if unknown:
+            raise ConfigError(f"{self.method} has no option {', '.join(map(repr, unknown))}; its options are "
+                              f"{', '.join(known)}")
         if self.sft_on not in ("chosen", "both"):
             raise ConfigError(f"sft_on must be 'chosen' or 'both', got {self.sft_on!r}")
         if self.sft_epochs < 0:

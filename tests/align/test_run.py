@@ -59,6 +59,22 @@ def test_bad_configurations_are_refused():
         AlignConfig(task="polite", method="ppo")
     with pytest.raises(ConfigError, match="unknown preference set"):
         AlignConfig(task="rude")
+    with pytest.raises(ConfigError, match="dpo has no option 'sft'; its options are beta"):
+        AlignConfig(task="polite", method="dpo", options={"sft": 1.0})
+    with pytest.raises(ConfigError, match="grpo has no option 'eps'"):
+        AlignConfig(task="json", method="grpo", options={"eps": 0.1})
+
+
+def test_the_option_names_are_the_objectives_fields():
+    import dataclasses
+
+    from minift.align.config import PREFERENCE_OPTIONS, RL_OPTIONS
+    from minift.align.objective import PreferenceConfig
+    from minift.align.rl import RLConfig
+
+    fields = lambda cls: {f.name for f in dataclasses.fields(cls)} - {"method", "metrics", "max_new_tokens"}  # noqa: E731
+    assert set(PREFERENCE_OPTIONS) == fields(PreferenceConfig)
+    assert set(RL_OPTIONS) == fields(RLConfig)
 
 
 def test_the_command_line(tmp_path, capsys, quick_base):
