@@ -43,6 +43,7 @@ from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_data_show, cm
 from minift.cli.align import add_align_parser, add_reward_parser
 from minift.cli.generate import cmd_generate
 from minift.cli.continual import add_continual_parser
+from minift.cli.risks import add_risks_parser
 from minift.cli.rag import add_rag_parser
 from minift.cli.real_models import cmd_export, cmd_fetch
 from minift.data.tasks import TASKS
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_reward_parser(sub, _compute_args)
     add_rag_parser(sub)
     add_continual_parser(sub, _compute_args)
+    add_risks_parser(sub, _compute_args)
 
     s = _sub(sub, "fetch", "download a real pretrained model once, check it, and convert it into the cache")
     s.add_argument("name", choices=list(DOWNLOADS), help="the model")

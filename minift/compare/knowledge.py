@@ -35,15 +35,13 @@ from minift.data.metrics import json_metrics
 from minift.data.updates import questions_after, update_stream
 from minift.errors import ConfigError
 from minift.files import PathLike, atomic_write_text, check_out_dir, prepare_out_dir, save_json
-from minift.finetune.sft import encode_dataset, generate_batch, sft_collate, sft_loss_fn
+from minift.finetune.inplace import train_in_place
+from minift.finetune.sft import generate_batch
 from minift.finetune.templates import get_template, resolve_template_name
 from minift.retrieval.bm25 import BM25Index
 from minift.retrieval.rag import context_budget, rag_prompt
 from minift.tables import markdown_table
-from minift.training.batches import epoch_batches
-from minift.training.config import TrainConfig
 from minift.training.device import seed_everything, use_threads
-from minift.training.loop import train
 
 FILES = ("versus.json", "table.md", "json.md", "ft-x1", "ft-xk")
 COLUMNS = ["arm", "all", "fresh", "changed", "stale", "absorb s/update", "answer ms"]
@@ -159,8 +157,8 @@ def _reader(base, tok, template, config: VersusConfig, count, budget: int, progr
         examples += [{"instruction": rag_prompt(q["instruction"], index, count, budget, config.k)[0], "input": "",
                       "output": q["output"]} for up in other for q in up.train]
     model = copy.deepcopy(base)
-    seconds = _short_finetune(model, tok, template, examples, config.reader_steps, config.reader_lr, config.seed,
-                              progress, "reader")
+    seconds = train_in_place(model, tok, template, examples, config.reader_steps, config.reader_lr,
+                             seed=config.seed, progress=progress, desc="reader").elapsed_s
     return {"model": model.eval(), "examples": len(examples), "steps": config.reader_steps, "seconds": seconds}
 
 
@@ -195,19 +193,8 @@ def _json_arms(base, tok, template, config: VersusConfig, progress: bool) -> lis
     rows = [score("instruction only", base, [shown(ex, None) for ex in test], 0.0),
             score("retrieved example", base, retrieved, index_s, n_shown)]
     model = copy.deepcopy(base)
-    seconds = _short_finetune(model, tok, template, train_split, config.json_steps, config.json_lr, config.seed,
-                              progress, "json")
+    seconds = train_in_place(model, tok, template, train_split, config.json_steps, config.json_lr,
+                             seed=config.seed, progress=progress, desc="json").elapsed_s
     rows.append(score(f"fine-tuned ({config.json_steps} steps)", model.eval(), [shown(ex, None) for ex in test],
                       seconds))
     return rows
-
-
-def _short_finetune(model, tok, template, examples, steps: int, lr: float, seed: int, progress: bool,
-                    desc: str) -> float:
-    """Full fine-tuning for `steps` batches of 8, in place; returns the training seconds."""
-    enc, _ = encode_dataset(tok, examples, template, model.config.block_size)
-    tcfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=max(1, steps // 10), weight_decay=0.0,
-                       eval_every=steps, log_every=max(1, min(10, steps)), seed=seed, save_checkpoints=False,
-                       progress=progress, desc=desc)
-    model.train()
-    return train(model, sft_loss_fn, epoch_batches(enc, 8, sft_collate(tok.pad_id), seed=seed), tcfg).elapsed_s

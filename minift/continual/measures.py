@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 
 from minift.data.updates import names_value
-from minift.files import atomic_path
+from minift.plots import figure, save
 from minift.finetune.sft import generate_batch
 
 
@@ -51,23 +51,9 @@ def _share(flags: list[bool], idx: list[int]) -> float:
     return sum(flags[i] for i in idx) / len(idx) if idx else math.nan
 
 
-def _figure(width: float = 7, height: float = 4.5, cols: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, [fig.add_subplot(1, cols, i + 1) for i in range(cols)]
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-
-
 def save_curves(records: list[dict], path, title: str = "", probe: str = "pretraining text") -> None:
     """Accuracies per update on the left axis, general forgetting (Δ loss on the probe text) on the right."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = figure()
     x = [r["update"] + 1 for r in records]
     for key, style in (("new", "o-"), ("earlier", "s-"), ("changed", "^-"), ("stale", "x--")):
         ax.plot(x, [r[key] for r in records], style, label=key)
@@ -81,14 +67,14 @@ def save_curves(records: list[dict], path, title: str = "", probe: str = "pretra
     lines = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     ax.legend(lines, [h.get_label() for h in lines], loc="center left", fontsize=9)
     ax.set_title(title)
-    _save(fig, Path(path))
+    save(fig, Path(path))
 
 
 def save_learning_vs_forgetting(variants: dict[str, list[dict]], path, title: str = "",
                                 probe: str = "pretraining text") -> None:
     """Two panels, one trajectory per variant (a marker per update, the last one filled): learning (share of new
     facts right) against forgetting of earlier facts (1 − earlier), and against general forgetting (Δ loss)."""
-    fig, axes = _figure(11, 4.5, cols=2)
+    fig, axes = figure(11, 4.5, cols=2)
     for name, records in variants.items():
         y = [r["new"] for r in records]
         for ax, xs in zip(axes, ([1 - r["earlier"] for r in records], [r["forgetting"] for r in records])):
@@ -102,4 +88,4 @@ def save_learning_vs_forgetting(variants: dict[str, list[dict]], path, title: st
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(title or "learning vs forgetting (up and to the left is better)")
-    _save(fig, Path(path))
+    save(fig, Path(path))
