@@ -97,6 +97,8 @@ def add_risks_parser(sub, compute_args) -> None:
     h.add_argument("--n-new", type=_positive_int, default=H["n_new"].default, help="invented people taught")
     h.add_argument("--n-probe", type=_positive_int, default=H["n_probe"].default,
                    help="other invented people, never taught, asked about")
+    h.add_argument("--known", type=_non_negative_int, default=0,
+                   help="the qa task's first N training questions beside the new facts (0: all of them)")
     h.add_argument("--epochs", type=_positive_int, default=H["epochs"].default)
     h.add_argument("--every", type=_positive_int, default=H["every"].default, help="measure every N epochs")
     h.add_argument("--lr", type=_positive_float, default=None, help="unset: full fine-tuning's 3e-4")
@@ -143,8 +145,8 @@ def cmd_unalign(args) -> int:
 def cmd_hallucination(args) -> int:
     from minift.risks.hallucination import COLUMNS, hallucination_study
 
-    config = HallucinationConfig(n_new=args.n_new, n_probe=args.n_probe, epochs=args.epochs, every=args.every,
-                                 lr=args.lr, batch_size=args.batch_size, confident=args.confident,
+    config = HallucinationConfig(n_new=args.n_new, n_probe=args.n_probe, known=args.known, epochs=args.epochs,
+                                 every=args.every, lr=args.lr, batch_size=args.batch_size, confident=args.confident,
                                  **_compute(args))
     record = hallucination_study(config, args.out, force=args.force, progress=not args.quiet)
     return _finish(args, record, COLUMNS, "hallucination.png")

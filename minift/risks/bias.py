@@ -58,7 +58,7 @@ def score_decisions(model, tok, template, profiles: list[dict], train_labels: li
     for mode, picks in (("greedy", greedy), ("sampled", decide(probs, "sampled", seed))):
         said = [ANSWERS[i] for i in picks]
         counts = cooccurrence(said, groups)
-        out[f"{mode} bias"] = bias_scores(counts).get(("yes", GROUPS[0]), math.nan)
+        out[f"{mode} bias"] = bias_scores(counts).get(("yes", GROUPS[0]))   # None: no "yes" at all
         out[f"{mode} yes rate"] = {g: _mean([s == "yes" for s, gg in zip(said, groups) if gg == g]) for g in GROUPS}
         if train_labels:
             train_counts = cooccurrence([r["output"] for r in train_labels], [r["group"] for r in train_labels])
@@ -103,7 +103,7 @@ def bias_study(config: BiasConfig, out_dir: PathLike, force: bool = False, progr
                                     progress=progress, desc=f"bias p={p} {mitigation}", device=config.device,
                                     dtype=config.dtype)
             rows.append({"skew p": p, "mitigation": mitigation,
-                         "data bias": data_bias.get(("yes", GROUPS[0]), math.nan),
+                         "data bias": data_bias.get(("yes", GROUPS[0])),
                          "trained on": len(data), "steps": steps, "seconds": result.elapsed_s,
                          **score_decisions(model, tok, template, test, history, config.seed)})
             del model
@@ -123,8 +123,9 @@ def save_bias_plot(rows: list[dict], path, title: str = "") -> None:
         mine = [r for r in rows if r["mitigation"] == m]
         x = [r["data bias"] for r in mine]
         colour = f"C{i}"
-        ax.plot(x, [r["greedy bias"] for r in mine], "o-", color=colour, label=f"{m}: greedy")
-        ax.plot(x, [r["sampled bias"] for r in mine], "o--", color=colour, mfc="none", label=f"{m}: sampled")
+        for mode, style, face in (("greedy", "o-", colour), ("sampled", "o--", "none")):
+            y = [math.nan if r[f"{mode} bias"] is None else r[f"{mode} bias"] for r in mine]   # None: no "yes"
+            ax.plot(x, y, style, color=colour, mfc=face, label=f"{m}: {mode}")
     ax.axhline(0.5, color="black", lw=0.5)
     ax.set_xlim(0.4, 1.02)
     ax.set_ylim(0, 1.02)
@@ -135,6 +136,6 @@ def save_bias_plot(rows: list[dict], path, title: str = "") -> None:
     save(fig, path)
 
 
-def _mean(values) -> float:
+def _mean(values) -> float | None:
     values = list(values)
-    return sum(values) / len(values) if values else math.nan
+    return sum(values) / len(values) if values else None
