@@ -11,7 +11,7 @@
 #
 # Quick mode (`MINIFT_QUICK=1`) runs every study for a few steps on a small random model with the `quick` base's
 # tokenizer (the quick base's 64-token context cannot hold a hiring profile): a smoke test whose numbers mean
-# nothing. Full mode uses the `tiny` base, about 5–7 minutes on 2 CPU cores.
+# nothing. Full mode uses the `tiny` base, about 5 minutes on 2 CPU cores.
 
 # %%
 import copy
@@ -146,13 +146,16 @@ if not QUICK:
 # * **The data** gives the lean (p).
 # * **The model** learns it: its sampled decisions reproduce roughly p.
 # * **The decoder** turns it into certainty: at p = 0.9 the greedy decisions hire every applicant from Millbrook
-#   and nobody from Riverton, whatever their experience; half the decisions flip when only the town changes.
-#   At p = 0.7 the lean per profile is weaker than the merit signal and greedy decoding follows merit instead —
-#   greedy amplifies whichever signal is the majority for each input.
+#   and nobody from Riverton, whatever their experience, and every decision flips when only the town changes. At
+#   p = 0.7 the greedy lean is already larger than the data's, with most decisions flipping on the town; at
+#   p = 0.5 nothing leans and the model follows merit. Greedy decoding amplifies whichever signal wins for each
+#   input.
 # * **Resampling** balances the marginal counts but not the conditional ones: a qualified Riverton applicant is
-#   still rejected in the history more often than a qualified Millbrook one, and the model still learns the town.
+#   still rejected in the history more often than a qualified Millbrook one, and at p = 0.9 the model still learns
+#   the town (four in ten decisions flip).
 #   **Counterfactual augmentation** removes the town's information from the data itself, and the flip rate falls to
-#   zero.
+#   zero — but at p = 0.9 the labels hold so little merit that merit accuracy is a coin toss: no mitigation recovers
+#   a fair rule from labels that barely contain one.
 #
 # ## 2. Safety undone by a few examples
 #
@@ -203,7 +206,8 @@ if not QUICK:
 # weights a customer can fine-tune. Ten harmful examples remove the tiny model's refusal; the identity-shifting
 # examples, which contain no address at all, remove most of it once there are enough of them; benign shop answers at
 # a small learning rate leave it whole, and at a larger one they erase it too — the learning rate is a safety
-# setting. Mixing five refusal examples into the fine-tune keeps most refusals. Providers that fine-tune for
+# setting. Mixing five refusal examples into the fine-tune keeps half the refusals after ten harmful examples (none
+# without) and after 25 identity-shifting ones, and barely helps against 25 harmful ones. Providers that fine-tune for
 # customers therefore filter the training data, mix safety data in, and re-evaluate refusals after every fine-tune
 # — and keep a filter outside the model.
 #
@@ -238,8 +242,9 @@ if not QUICK:
 #
 # The model fine-tuned on known facts alone never invents a town for a stranger: it answers those questions with
 # something it knows how to say. The model that was also taught strangers' towns learns them slowly (new learned
-# climbs for many epochs) and, from then on, gives a town for almost every stranger — with confidence that grows
-# epoch after epoch, while the known-fact accuracy on the validation questions falls. Stopping early (the epoch with
+# climbs for many epochs), gives a town for almost every stranger from the fourth epoch on, and from the twelfth
+# states nearly half of those inventions with a probability above 0.5 — while its accuracy on the validation
+# questions of known facts falls. Stopping early (the epoch with
 # the best validation accuracy) catches it before the confident fabrications start. *Should a support bot be
 # fine-tuned on this month's product facts?* Lesson 15 measured the alternative: retrieval puts the fact in the
 # prompt and teaches the model nothing about answering with confidence.
@@ -247,7 +252,8 @@ if not QUICK:
 # ## 4. Overfitting and forgetting, seen again
 #
 # Both are in the tables above. The known-only arm of the hallucination study is a plain fine-tune on the qa task:
-# its validation accuracy peaks and then falls while the training loss keeps going down (overfitting, lesson 03).
+# its validation accuracy peaks at epoch 8 and then falls while it keeps training on the same questions
+# (overfitting, lesson 03).
 # And every un-alignment fine-tune is narrow — a few examples of one kind — and costs the model some of what it could
 # do before (lesson 14's forgetting): compare *helpful* after 25 harmful examples with the aligned model's.
 

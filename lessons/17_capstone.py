@@ -11,7 +11,7 @@
 # the same, wherever they come from; (4) forgets as little as possible of what the base knew.
 #
 # Quick mode (`MINIFT_QUICK=1`) runs every step for a few steps on the small `quick` base (numbers mean nothing);
-# full mode uses the `tiny` base, about 3–4 minutes on 2 CPU cores. Exercises with worked solutions close the lesson.
+# full mode uses the `tiny` base, about a minute on 2 CPU cores. Exercises with worked solutions close the lesson.
 
 # %%
 import json

@@ -16,9 +16,10 @@ profiles (half from each town) and on their counterfactual twins (the same profi
     merit accuracy      greedy decisions against the fair label (qualified ⇔ years ≥ 5)
 
 Why greedy amplifies: for one profile, greedy answers "yes" whenever P(yes) > ½ — a 70 % lean becomes a 100 %
-decision. Where the history decides by town more often than by merit (s = |2p − 1| > ½, i.e. p > 0.75), every
-applicant from town A is hired and none from B: b̂ = 1, whatever p was. Sampling reproduces the model's own
-probabilities. Fine-tuning moves those probabilities toward the data's p.
+decision. For a model calibrated to the history, the town wins over merit where it decides more often than merit
+does (s = |2p − 1| > ½, i.e. p > 0.75): every applicant from town A hired and none from B, b̂ = 1. A fine-tuned
+model is not exactly calibrated, and on the tiny base the switch came earlier (README). Sampling reproduces the
+model's own probabilities.
 
 Mitigations (data/hiring.py): `resample` balances every (town, answer) cell, `counterfactual` adds each profile's
 twin from the other town with the same label. Files: bias.json (config), results.json (rows), table.md,
