@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from minift.files import atomic_path
+from minift.plots import figure, save
 
 PLOTS = ("metric_vs_params.png", "forgetting_vs_metric.png")
 
@@ -131,13 +131,8 @@ def draw_forgetting_vs_metric(ax, rows: list[dict], meta: dict) -> None:
 
 
 def save_plots(rows: list[dict], meta: dict, out: Path) -> None:
-    """Both plots as PNGs, drawn on Agg figures (no display needed; a notebook's pyplot state is left alone)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    """Both plots as PNGs (minift/plots.py: no display needed; a notebook's pyplot state is left alone)."""
     for name, draw in zip(PLOTS, (draw_metric_vs_params, draw_forgetting_vs_metric)):
-        fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
-        FigureCanvasAgg(fig)
-        draw(fig.add_subplot(), rows, meta)
-        with atomic_path(out / name) as tmp:
-            fig.savefig(tmp, format="png")
+        fig, (ax,) = figure(7, 4.5)
+        draw(ax, rows, meta)
+        save(fig, out / name)

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from minift.errors import CheckpointError, ConfigError
-from minift.files import append_jsonl, atomic_path, atomic_write_text, read_jsonl, torch_load, torch_save_atomic
+from minift.files import append_jsonl, atomic_write_text, read_jsonl, torch_load, torch_save_atomic
+from minift.plots import figure, save
 
 FORMAT = "minift-train-1"
 TRAINING_FILES = ("metrics.jsonl", "last.pt", "best.pt", "loss.png")  # what the loop writes into out_dir
@@ -184,14 +185,9 @@ def append_metrics(out: Path, record: dict) -> None:
 
 
 def plot_losses(history: list[dict], path: Path, title: str = "") -> None:
-    """Train and validation loss against step, as a PNG. Uses matplotlib's object API with the Agg canvas, so
-    it neither needs a display nor changes the pyplot backend of a notebook that imported minift."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    """Train and validation loss against step, as a PNG (minift/plots.py: no display needed, and the pyplot state of
+    a notebook that imported minift is left alone)."""
+    fig, (ax,) = figure(6, 4)
     for key, style in (("train_loss", "-"), ("val_loss", "o-")):
         pts = [(r["step"], r[key]) for r in history if r.get(key) is not None]
         if pts:
@@ -202,5 +198,4 @@ def plot_losses(history: list[dict], path: Path, title: str = "") -> None:
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save(fig, path)
