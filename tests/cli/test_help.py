@@ -11,7 +11,8 @@ import pytest
 from minift.cli import build_parser
 
 SUBCOMMANDS = ["pretrain", "finetune", "compare", "methods", "eval", "merge", "generate", "data", "data export",
-               "align", "rag", "rag compare", "continual"]
+               "align", "rag", "rag compare", "continual", "risks", "risks bias", "risks unalign",
+               "risks hallucination"]
 
 PROBE = """
 import sys
