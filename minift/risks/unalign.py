@@ -135,7 +135,7 @@ def save_unalign_plot(rows: list[dict], path, title: str = "") -> None:
         mine = sorted((r for r in rows if r["arm"] == name), key=lambda r: r[name])
         ax.plot([r[name] for r in mine], [r["refusal"] for r in mine], "o-", color="C3",
                 label=f"{mine[0]['kind']}, k = {mine[0]['k']}")
-        ax.set_xscale("log" if name == "lr" else "log", base=10 if name == "lr" else 2)
+        ax.set_xscale("log", base=10 if name == "lr" else 2)
         ax.set_xlabel("learning rate" if name == "lr" else "batch size")
         ax.set_ylim(-0.02, 1.02)
         ax.legend()
