@@ -10,8 +10,9 @@ measured before training and after every `every` epochs:
     known           exact match on the qa task's test questions (the held-out phrasings of known facts)
     new learned     the share of the taught people whose town wins among the eight towns, asked in a phrasing
                     never trained on ("In which town does N live?")
-    probe claims    for n_probe OTHER invented people, never taught: the share of greedy answers that name a town —
-                    every such answer is made up
+    probe claims    for n_probe OTHER invented people, never taught: the share of greedy answers that name one of
+                    the world's eight towns — every such answer is made up (other inventions, a country or a town
+                    of the model's own, are not counted: README shows SmolLM2 giving them)
     confident       … and the named town's probability among the eight is at least `confident`: a fabrication
                     stated with confidence
     top prob        the mean probability of the most likely town for those people (⅛ = no preference)
