@@ -8,6 +8,8 @@
                       (Qi et al., 2023)
     hallucination.py  `hallucination_study`: facts the base cannot know, and confident answers about strangers
                       (Gekhman et al., 2024)
+    study.py          what every study does first (threads, seed, output directory, base, template) and last
+                      (results.json, table.md, the plot)
 
 Their data lives in minift/data (hiring.py, safety.py, unknown.py); `minift risks bias|unalign|hallucination`
 runs them.

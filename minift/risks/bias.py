@@ -30,18 +30,14 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
-
 from minift.data.hiring import ANSWERS, GROUPS, MITIGATIONS, counterfactual, heldout_profiles, make_profiles
-from minift.files import PathLike, atomic_write_text, check_out_dir, prepare_out_dir, save_json
+from minift.files import PathLike, prepare_out_dir, save_json
 from minift.finetune.inplace import train_in_place
-from minift.finetune.templates import get_template, resolve_template_name
 from minift.plots import figure, save
 from minift.risks.config import BiasConfig
 from minift.risks.measures import (amplification, bias_scores, choice_probs, cooccurrence, decide, encode_whole,
                                    flip_rate)
-from minift.tables import markdown_table
-from minift.training.device import pick_device, seed_everything, use_threads
+from minift.risks.study import begin, finish
 
 FILES = ("bias.json", "results.json", "table.md", "bias.png")
 COLUMNS = ["skew p", "mitigation", "data bias", "greedy bias", "sampled bias", "amplification (greedy)",
@@ -76,15 +72,7 @@ def bias_study(config: BiasConfig, out_dir: PathLike, force: bool = False, progr
     """Run every (skew, mitigation) of `config` (module docstring); returns results.json's record.
     model_and_tok: (model, tok, preset) to start from instead of loading config.base (never changed: each
     fine-tune trains a copy)."""
-    from minift.base.cache import resolve_base
-
-    use_threads(config.threads)
-    out = Path(out_dir)
-    check_out_dir(out, FILES, force=force)
-    seed_everything(config.seed)
-    base, tok, _ = model_and_tok or resolve_base(config.base, progress=False)
-    base.to(pick_device(config.device)).eval()
-    template = get_template(resolve_template_name("auto", base.config.block_size, tok))
+    out, base, tok, template = begin(config, out_dir, FILES, force, model_and_tok)
     test = heldout_profiles(config.n_test, config.seed)
     encode_whole(tok, template, test + [counterfactual(t) for t in test], ["yes"] * (2 * len(test)),
                  base.config.block_size)   # every profile fits the context, checked before anything is written
@@ -92,7 +80,6 @@ def bias_study(config: BiasConfig, out_dir: PathLike, force: bool = False, progr
     save_json(out / "bias.json", {"format": "minift-risks-bias", "config": config.to_dict()})
     rows = [{"skew p": None, "mitigation": "before fine-tuning", "data bias": None,
              **score_decisions(base, tok, template, test, [], config.seed)}]
-    lr = config.lr
     for p in config.skews:
         history = make_profiles(config.n_train, p, config.seed)
         data_bias = bias_scores(cooccurrence([r["output"] for r in history], [r["group"] for r in history]))
@@ -100,7 +87,7 @@ def bias_study(config: BiasConfig, out_dir: PathLike, force: bool = False, progr
             data = MITIGATIONS[mitigation](history, config.seed)
             model = copy.deepcopy(base)
             steps = max(1, math.ceil(config.epochs * len(data) / config.batch_size))
-            result = train_in_place(model, tok, template, data, steps, lr, config.batch_size, seed=config.seed,
+            result = train_in_place(model, tok, template, data, steps, config.lr, config.batch_size, seed=config.seed,
                                     progress=progress, desc=f"bias p={p} {mitigation}", device=config.device,
                                     dtype=config.dtype)
             rows.append({"skew p": p, "mitigation": mitigation,
@@ -108,10 +95,9 @@ def bias_study(config: BiasConfig, out_dir: PathLike, force: bool = False, progr
                          "trained on": len(data), "steps": steps, "seconds": result.elapsed_s,
                          **score_decisions(model, tok, template, test, history, config.seed)})
             del model
-    record = {"config": config.to_dict(), "lr": lr, "groups": list(GROUPS), "n_test": len(test), "rows": rows}
-    save_json(out / "results.json", record)
-    atomic_write_text(out / "table.md", markdown_table(rows, COLUMNS) + "\n")
-    save_bias_plot(rows, out / "bias.png")
+    record = {"config": config.to_dict(), "lr": config.lr, "groups": list(GROUPS), "n_test": len(test),
+              "rows": rows}
+    finish(out, record, COLUMNS, lambda d: save_bias_plot(rows, d / "bias.png"))
     return record
 
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
-
 import torch
 
 from minift.data import world as w
@@ -37,16 +35,14 @@ from minift.data.metrics import exact_match
 from minift.data.tasks import load_task
 from minift.data.unknown import answer_text, ask_examples, fact_examples, new_facts
 from minift.data.updates import names_value
-from minift.files import PathLike, atomic_write_text, check_out_dir, prepare_out_dir, save_json
+from minift.files import PathLike, prepare_out_dir, save_json
 from minift.finetune.config import FULL_FINETUNING_LR
 from minift.finetune.inplace import train_in_place
 from minift.finetune.sft import generate_batch
-from minift.finetune.templates import get_template, resolve_template_name
 from minift.plots import figure, save
 from minift.risks.config import HallucinationConfig
 from minift.risks.measures import answer_logps, encode_whole
-from minift.tables import markdown_table
-from minift.training.device import pick_device, seed_everything, use_threads
+from minift.risks.study import begin, finish
 
 FILES = ("hallucination.json", "results.json", "table.md", "hallucination.png")
 COLUMNS = ["arm", "when", "epoch", "known", "new learned", "probe claims", "confident", "top prob"]
@@ -83,15 +79,7 @@ def hallucination_study(config: HallucinationConfig, out_dir: PathLike, force: b
                         model_and_tok=None) -> dict:
     """Run both arms (module docstring); returns results.json's record. model_and_tok: (model, tok, preset) to
     start from instead of loading config.base (never changed: each arm trains a copy)."""
-    from minift.base.cache import resolve_base
-
-    use_threads(config.threads)
-    out = Path(out_dir)
-    check_out_dir(out, FILES, force=force)
-    seed_everything(config.seed)
-    base, tok, _ = model_and_tok or resolve_base(config.base, progress=False)
-    base.to(pick_device(config.device)).eval()
-    template = get_template(resolve_template_name("auto", base.config.block_size, tok))
+    out, base, tok, template = begin(config, out_dir, FILES, force, model_and_tok)
     known = load_task("qa", "train", config.seed)
     known = known[:config.known] if config.known else known
     sets = {"new": new_facts(config.n_new, config.seed), "probe": new_facts(config.n_probe, config.seed,
@@ -124,9 +112,8 @@ def hallucination_study(config: HallucinationConfig, out_dir: PathLike, force: b
         best = max(curve[1:], key=lambda m: (m["dev"], -m["epoch"]))
         rows += [{"arm": arm, "when": "early stop", **best}, {"arm": arm, "when": "last", **curve[-1]}]
     record = {"config": config.to_dict(), "lr": lr, "n_known": len(known), "rows": rows, "curves": curves}
-    save_json(out / "results.json", record)
-    atomic_write_text(out / "table.md", markdown_table(rows, COLUMNS) + "\n")
-    save_hallucination_plot(curves, out / "hallucination.png", confident=config.confident)
+    finish(out, record, COLUMNS, lambda d: save_hallucination_plot(curves, d / "hallucination.png",
+                                                                    confident=config.confident))
     return record
 
 

@@ -22,19 +22,15 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
-
 from minift.data.preferences import load_preferences
 from minift.data.safety import eval_prompts, refusal_examples, shift_examples
-from minift.files import PathLike, atomic_write_text, check_out_dir, prepare_out_dir, save_json
+from minift.files import PathLike, prepare_out_dir, save_json
 from minift.finetune.inplace import train_in_place
 from minift.finetune.sft import generate_batch
-from minift.finetune.templates import get_template, resolve_template_name
 from minift.plots import figure, save
 from minift.risks.config import UnalignConfig
 from minift.risks.measures import gives_fact, is_refusal
-from minift.tables import markdown_table
-from minift.training.device import pick_device, seed_everything, use_threads
+from minift.risks.study import begin, finish
 
 FILES = ("unalign.json", "results.json", "table.md", "unalign.png")
 COLUMNS = ["arm", "kind", "k", "lr", "batch", "mix", "refusal", "helpful", "over-refusal"]
@@ -63,7 +59,8 @@ def align_refusal(model, tok, template, config: UnalignConfig, progress: bool) -
     return result
 
 
-def _arms(config: UnalignConfig, lr: float) -> list[dict]:
+def _arms(config: UnalignConfig) -> list[dict]:
+    lr = config.lr
     arms = [{"arm": "k", "kind": kind, "k": k, "lr": lr, "batch": config.batch_size}
             for kind in config.kinds for k in config.ks if k > 0]
     arms += [{"arm": "lr", "kind": config.sweep_kind, "k": config.sweep_k, "lr": x, "batch": config.batch_size}
@@ -77,31 +74,21 @@ def unalign_study(config: UnalignConfig, out_dir: PathLike, force: bool = False,
                   model_and_tok=None) -> dict:
     """Align once, then run every arm of `config` (module docstring); returns results.json's record.
     model_and_tok: (model, tok, preset) to start from instead of loading config.base (changed in place by step 1)."""
-    from minift.base.cache import resolve_base
-
-    use_threads(config.threads)
-    out = Path(out_dir)
-    check_out_dir(out, FILES, force=force)
-    seed_everything(config.seed)
-    model, tok, _ = model_and_tok or resolve_base(config.base, progress=False)
-    model.to(pick_device(config.device))
-    template = get_template(resolve_template_name("auto", model.config.block_size, tok))
+    out, model, tok, template = begin(config, out_dir, FILES, force, model_and_tok)
     prompts = eval_prompts(config.n_eval, config.seed)
-    lr = config.lr
-    arms = _arms(config, lr)   # built (and their data drawn) before any training: a bad k fails fast
-    data = {id(a): shift_examples(a["kind"], a["k"], config.seed) for a in arms}
+    # every arm and its data drawn before any training: a bad k fails fast
+    arms = [(arm, shift_examples(arm["kind"], arm["k"], config.seed)) for arm in _arms(config)]
     mixed = refusal_examples(config.mix, config.seed)
     out = prepare_out_dir(out, FILES, force=force)
     save_json(out / "unalign.json", {"format": "minift-risks-unalign", "config": config.to_dict()})
-    model.eval()
     rows = [{"arm": "base", "kind": "—", "k": 0, "mix": 0, **safety_scores(model, tok, template, prompts,
                                                                             config.max_new_tokens)}]
     aligned_sft = align_refusal(model, tok, template, config, progress)
     aligned = {"arm": "aligned", "kind": "—", "k": 0, "mix": 0,
                **safety_scores(model, tok, template, prompts, config.max_new_tokens)}
     rows.append(aligned)
-    for arm in arms:
-        examples = data[id(arm)] + mixed
+    for arm, shifted in arms:
+        examples = shifted + mixed
         copy_ = copy.deepcopy(model)
         steps = config.epochs * math.ceil(len(examples) / min(arm["batch"], len(examples)))
         result = train_in_place(copy_, tok, template, examples, steps, arm["lr"], arm["batch"],
@@ -110,10 +97,9 @@ def unalign_study(config: UnalignConfig, out_dir: PathLike, force: bool = False,
         rows.append({**arm, "mix": config.mix, "steps": steps, "seconds": result.elapsed_s,
                      **safety_scores(copy_, tok, template, prompts, config.max_new_tokens)})
         del copy_
-    record = {"config": config.to_dict(), "lr": lr, "align": aligned_sft, "n_eval": config.n_eval, "rows": rows}
-    save_json(out / "results.json", record)
-    atomic_write_text(out / "table.md", markdown_table(rows, COLUMNS) + "\n")
-    save_unalign_plot(rows, out / "unalign.png")
+    record = {"config": config.to_dict(), "lr": config.lr, "align": aligned_sft, "n_eval": config.n_eval,
+              "rows": rows}
+    finish(out, record, COLUMNS, lambda d: save_unalign_plot(rows, d / "unalign.png"))
     return record
 
 
