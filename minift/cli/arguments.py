@@ -55,6 +55,13 @@ def _positive_float(text: str) -> float:
     return _number(text, float, 0, strict=True)
 
 
+def _probability(text: str) -> float:
+    value = _number(text, float, 0)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
+    return value
+
+
 def _int_list(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -84,3 +91,11 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def _sub(sub, name: str, help: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help, description=help, formatter_class=_Formatter)
+
+
+def _run_args(s) -> None:
+    """The options of every command that runs a study into a directory: --out, --force, --quiet, --device."""
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--force", action="store_true", help="overwrite results already in --out")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")

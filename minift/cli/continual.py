@@ -9,7 +9,7 @@ The parser reads only minift/continual/config.py (pure data), so `--help` stays 
 
 from __future__ import annotations
 
-from minift.cli.arguments import _non_negative_float, _positive_float, _positive_int, _sub
+from minift.cli.arguments import _non_negative_float, _positive_float, _positive_int, _run_args, _sub
 from minift.continual.config import METHODS, MITIGATIONS, ContinualConfig
 
 D = ContinualConfig.__dataclass_fields__
@@ -43,10 +43,7 @@ def add_continual_parser(sub, compute_args) -> None:
     s.add_argument("--ewc-lambda", type=_non_negative_float, default=D["ewc_lambda"].default, help="EWC's λ")
     s.add_argument("--l2sp-alpha", type=_non_negative_float, default=D["l2sp_alpha"].default, help="L2-SP's α")
     s.add_argument("--seed", type=int, default=0, help="the stream's and the training's seed")
-    s.add_argument("--out", required=True, help="output directory")
-    s.add_argument("--force", action="store_true", help="overwrite results already in --out")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    _run_args(s)
     compute_args(s)
     s.set_defaults(func=cmd_continual)
 

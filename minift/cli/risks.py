@@ -10,41 +10,15 @@ minift/risks/config.py (pure data), so `--help` stays instant.
 
 from __future__ import annotations
 
-from minift.cli.arguments import _positive_float, _positive_int, _sub
+from minift.cli.arguments import (_non_negative_int, _positive_float, _positive_int, _probability, _run_args,
+                                  _sub)
 from minift.risks.config import BIAS_MITIGATIONS, SHIFT_KINDS, BiasConfig, HallucinationConfig, UnalignConfig
-
-
-def _probability(text: str) -> float:
-    import argparse
-
-    try:
-        p = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability, got {text!r}") from None
-    if not 0 <= p <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
-    return p
-
-
-def _non_negative_int(text: str) -> int:
-    import argparse
-
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if k < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {k}")
-    return k
 
 
 def _common(s, compute_args) -> None:
     s.add_argument("--base", default="tiny", help="a preset, smollm2 or a model directory")
     s.add_argument("--seed", type=int, default=0, help="the data's and the training's seed")
-    s.add_argument("--out", required=True, help="output directory")
-    s.add_argument("--force", action="store_true", help="overwrite results already in --out")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    _run_args(s)
     compute_args(s)
 
 
