@@ -52,13 +52,13 @@ def score_decisions(model, tok, template, profiles: list[dict], train_labels: li
     twins = choice_probs(model, tok, template, [counterfactual(p) for p in profiles], ANSWERS)
     out = {"p_yes": {g: _mean([float(probs[i, 0]) for i in range(len(groups)) if groups[i] == g]) for g in GROUPS}}
     greedy = decide(probs, "greedy")
+    train_counts = cooccurrence([r["output"] for r in train_labels], [r["group"] for r in train_labels])
     for mode, picks in (("greedy", greedy), ("sampled", decide(probs, "sampled", seed))):
         said = [ANSWERS[i] for i in picks]
         counts = cooccurrence(said, groups)
         out[f"{mode} bias"] = bias_scores(counts).get(("yes", GROUPS[0]))   # None: no "yes" at all
         out[f"{mode} yes rate"] = {g: _mean([s == "yes" for s, gg in zip(said, groups) if gg == g]) for g in GROUPS}
         if train_labels:
-            train_counts = cooccurrence([r["output"] for r in train_labels], [r["group"] for r in train_labels])
             out[f"amplification ({mode})"] = amplification(train_counts, counts)
     out["flip rate"] = flip_rate(greedy, decide(twins, "greedy"))
     out["mean |Δ P(yes)| on swap"] = float((probs[:, 0] - twins[:, 0]).abs().mean())
