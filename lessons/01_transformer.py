@@ -15,14 +15,14 @@
 #
 # Nothing here re-implements the model: we call its modules and only write out the formulas to *look* at them.
 #
-# Run it as a notebook, or as a script: `python lessons/01_transformer.py`. With `MINIFT_QUICK=1` every setting is
-# small and it finishes in seconds (that is what the tests run). To look inside a *trained* model the lesson loads
-# a pretrained base model: the small `quick` one (pretrained in seconds the first time), or — in full mode, once
-# lesson 02 has pretrained and cached it — the `tiny` base, whose attention patterns are more telling.
+# Run it as a notebook, or as a script: `python lessons/01_transformer.py` (≈ 15 s). Workshop mode
+# (`MINIFT_DEMO=1`) is the same lesson here: it is already short. With `MINIFT_QUICK=1` every setting is small and
+# it finishes in seconds (a smoke test, what the tests run). To look inside a *trained* model the lesson loads a
+# pretrained base model: the small `quick` one (pretrained in seconds the first time), or — once `minift warmup`
+# or lesson 02 has pretrained and cached it — the `tiny` base, whose attention patterns are more telling.
 
 # %%
 import math
-import os
 
 import matplotlib.pyplot as plt
 import torch
@@ -31,15 +31,19 @@ from matplotlib.colors import PowerNorm
 from minift.base import PRESETS, base_dir, load_base
 from minift.data import generate_corpus
 from minift.model import GPT, Tokenizer, causal_mask
+from minift.finetune.forgetting import lm_val_loss, pretraining_batches
 from minift.training import seed_everything
+from minift.workshop import claim, mode, pick, projector_style, report, seed
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
-# the pretrained model to look inside: `tiny` if lesson 02 (or `minift pretrain`) has already cached it
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
+# the pretrained model to look inside: `tiny` if `minift warmup` (or lesson 02) has already cached it
 PRESET = "tiny" if not QUICK and (base_dir("tiny") / "config.json").is_file() else "quick"
-N_DOCS = 300 if QUICK else 3000  # documents for our own small tokenizer
-seed_everything(0)
+N_DOCS = pick(quick=300, demo=3000, full=3000)  # documents for our own small tokenizer
+seed_everything(SEED)
+projector_style()  # large fonts: readable on a projector
 torch.set_printoptions(precision=3, sci_mode=False)
-print(f"mode: {'quick' if QUICK else 'full'}; base preset: {PRESET}; torch {torch.__version__}")
+print(f"mode: {MODE}; seed {SEED}; base preset: {PRESET}; torch {torch.__version__}")
 if not QUICK and PRESET == "quick":
     print("(the tiny base is not cached yet: run lesson 02 once, then re-run this lesson to look inside it)")
 
@@ -130,7 +134,7 @@ T = idx.size(1)
 x0 = model.tok_emb.weight[idx] + model.pos_emb.weight[torch.arange(T)]  # (1, T, d)
 print("x0 shape (B, T, d):", tuple(x0.shape))
 print("max |hand − model| =", (x0 - captured["x0"]).abs().max().item())
-assert torch.allclose(x0, captured["x0"], atol=1e-6)
+claim("x0 by hand = what enters the first block", torch.allclose(x0, captured["x0"], atol=1e-6))
 
 # %% [markdown]
 # What did the position embeddings learn? The cosine similarity between every pair of position vectors shows it.
@@ -211,8 +215,8 @@ hook.remove()
 d_h = model.blocks[LAYER].attn.d_head
 y_model = got["y"][0, :, HEAD * d_h:(HEAD + 1) * d_h]
 print("head output shape (T, d_h):", tuple(y_model.shape))
-print("max |hand − model| =", (y_hand - y_model).abs().max().item())
-assert torch.allclose(y_hand, y_model, atol=1e-5)
+report("max |head by hand − model|", (y_hand - y_model).abs().max().item(), fmt=".1e")
+claim("one attention head by hand = the model's fused attention", torch.allclose(y_hand, y_model, atol=1e-5))
 
 # %% [markdown]
 # The heat-map of $A$. **What to look at:** everything above the diagonal is exactly 0 (the future is masked).
@@ -222,7 +226,7 @@ assert torch.allclose(y_hand, y_model, atol=1e-5)
 # some at a related word. Change `LAYER` and `HEAD` above to look at other heads.
 
 # %%
-torch.manual_seed(0)
+torch.manual_seed(SEED)
 fresh = GPT(cfg).eval()
 with torch.no_grad():
     A_fresh, _ = head_by_hand(fresh, idx, LAYER, HEAD)
@@ -315,7 +319,7 @@ ax.plot(range(len(mlp_upd)), mlp_upd, "^--", label="MLP update ‖MLP(LN₂ x)�
 ax.set_xlabel("layer")
 ax.set_ylabel("mean L2 norm per token")
 ax.set_xticks(range(len(stream)))
-ax.legend(fontsize=8)
+ax.legend()
 plt.show()
 
 # %% [markdown]
@@ -347,7 +351,8 @@ print(f"V={V}, T={Tmax}, L={L}, d={d}")
 print(f"closed form:            {closed_form(V, Tmax, L, d):,}")
 print(f"model.num_parameters(): {model.num_parameters():,}")
 print("lm_head tied to tok_emb:", model.lm_head.weight is model.tok_emb.weight)
-assert closed_form(V, Tmax, L, d) == model.num_parameters()
+report("parameters", model.num_parameters(), fmt=",.0f")
+claim("the closed form counts every parameter", closed_form(V, Tmax, L, d) == model.num_parameters())
 for name, group in [("embeddings", ["tok_emb", "pos_emb"]), ("blocks", ["blocks"]), ("final LN", ["ln_f"])]:
     n = sum(p.numel() for n_, p in model.named_parameters() if n_.split(".")[0] in group)
     print(f"  {name:<11}{n:>10,}  ({n / model.num_parameters():.0%})")
@@ -374,7 +379,7 @@ for row, (name, (V_, T_, L_, d_)) in enumerate(sizes.items()):
 ax.set_yticks(range(len(sizes)), list(sizes))
 ax.set_xlim(0, 1.15)
 ax.set_xlabel("fraction of parameters")
-ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8)
+ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=11)
 plt.show()
 
 # %% [markdown]
@@ -387,6 +392,9 @@ plt.show()
 #
 # An untrained model spreads probability evenly, so its loss (cross-entropy, $-\ln p$ of the true next token) starts
 # near $\ln V$. A pretrained model is far more certain — and usually right about the grammar of its small world.
+# The loss below is measured on the pretraining corpus's **validation** windows: text the model never trained on
+# (a training document would flatter it: the `tiny` base scores about 0.23 on the one shown in section 1, half
+# its validation loss — the gap between what was seen and what generalises).
 
 # %%
 prompt = "The capital of France is"
@@ -397,10 +405,15 @@ with torch.no_grad():
         top = torch.topk(probs, 5)
         guesses = ", ".join(f"{tok.decode([i])!r} {p:.2f}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
         print(f"{name:>16}: {prompt!r} → {guesses}")
-    x_ids = torch.tensor([tok.encode(docs[0])[: cfg.block_size + 1]])
-    for name, m in [("fresh", fresh), (f"pretrained {PRESET}", model)]:
-        _, loss = m(x_ids[:, :-1], targets=x_ids[:, 1:])
-        print(f"{name:>16}: loss on a document {loss.item():.2f}   (ln V = {math.log(V):.2f})")
+held_out = pretraining_batches(tok, PRESET)  # the pretraining corpus's validation windows, never trained on
+losses = {name: lm_val_loss(m, held_out) for name, m in [("fresh", fresh), ("pretrained", model)]}
+for name, loss in losses.items():
+    print(f"{name:>16}: loss on held-out pretraining text {loss:.3f}   (ln V = {math.log(V):.3f})")
+report("held-out loss, fresh", losses["fresh"])
+report(f"held-out loss, pretrained {PRESET}", losses["pretrained"])
+claim("a fresh model's loss is within 0.1 of ln V (it spreads probability evenly)",
+      abs(losses["fresh"] - math.log(V)) < 0.1)
+claim("pretraining lowers the held-out loss", losses["pretrained"] < losses["fresh"] - 1)
 
 # %% [markdown]
 # ## What to try next

@@ -16,7 +16,6 @@
 
 # %%
 import math
-import os
 
 import matplotlib.pyplot as plt
 import torch
@@ -26,12 +25,15 @@ from minift.files import read_jsonl
 from minift.model import GPT, GPTConfig
 from minift.training import (AdamW, TrainConfig, clip_grad_norm, cosine_lr, lm_loss_fn, param_groups, random_windows,
                              seed_everything, train)
+from minift.workshop import claim, mode, pick, projector_style, report, seed
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
 PRESET = "quick" if QUICK else "tiny"  # the base model we pretrain / load in section 5
-STEPS = 30 if QUICK else 300  # steps of each small experiment in sections 2-3
-seed_everything(0)
-print(f"mode: {'quick' if QUICK else 'full'}; base preset: {PRESET}; {STEPS} steps per small experiment")
+STEPS = pick(quick=30, demo=300, full=300)  # steps of each small experiment in sections 2-3 (demo: already short)
+seed_everything(SEED)
+projector_style()
+print(f"mode: {MODE}; seed {SEED}; base preset: {PRESET}; {STEPS} steps per small experiment")
 
 # %% [markdown]
 # ## 1. Data: one long stream of tokens
@@ -53,12 +55,12 @@ tok = data.tokenizer
 print(f"tokenizer: {tok.vocab_size} tokens; training stream: {len(data.train_tokens):,} tokens; "
       f"validation: {sum(x.numel() for x, _ in data.val_batches):,} tokens")
 BLOCK, BATCH = 64, 16
-batches = random_windows(data.train_tokens, BLOCK, BATCH, seed=0)
+batches = random_windows(data.train_tokens, BLOCK, BATCH, seed=SEED)
 x, y = batches(0)
 print("x:", tuple(x.shape), " y:", tuple(y.shape))
 print("input :", repr(tok.decode(x[0, :16].tolist())))
 print("target:", repr(tok.decode(y[0, :16].tolist())))
-assert torch.equal(x[0, 1:], y[0, :-1])  # the target is the input shifted by one
+claim("the target is the input shifted by one token", torch.equal(x[0, 1:], y[0, :-1]))
 
 # %% [markdown]
 # ## 2. The training loop
@@ -82,7 +84,7 @@ LR, WARMUP = 3e-3, STEPS // 10
 val_batches = data.val_batches
 
 
-def train_by_hand(make_optimizer, steps: int = STEPS, schedule: bool = True, seed: int = 0) -> list[float]:
+def train_by_hand(make_optimizer, steps: int = STEPS, schedule: bool = True, seed: int = SEED) -> list[float]:
     """Train a fresh model with the given optimizer; return the training loss of every step."""
     seed_everything(seed)
     model = GPT(CFG)
@@ -118,11 +120,11 @@ print(f"initial loss {hand[0]:.3f} (ln V = {math.log(tok.vocab_size):.3f}); afte
 # backward pass instead of before).
 
 # %%
-seed_everything(0)
+seed_everything(SEED)
 model = GPT(CFG)
 tcfg = TrainConfig(max_steps=STEPS, lr=LR, min_lr=LR / 10, warmup_steps=WARMUP, weight_decay=0.1,
                    betas=(0.9, 0.95), grad_clip=1.0, eval_every=max(STEPS // 4, 1), log_every=1, device="cpu",
-                   progress=False, seed=0)
+                   progress=False, seed=SEED)
 result = train(model, lm_loss_fn, batches, tcfg, val_batches=val_batches)
 lib = [r["train_loss"] for r in result.history if "train_loss" in r]
 vals = [(r["step"], r["val_loss"]) for r in result.history if "val_loss" in r]
@@ -130,7 +132,8 @@ print(f"train(): {result.steps} steps, {result.tokens_seen:,} input tokens; best
       f"{result.best_val_loss:.3f} at step {result.best_step}")
 gap = max(abs(a - b) for a, b in zip(hand, lib))
 print(f"largest |hand − train()| over all {len(lib)} steps: {gap:.2e}")
-assert len(lib) == STEPS and gap < 1e-3  # the same loop
+claim("the loop by hand and minift.training.train take the same steps", len(lib) == STEPS and gap < 1e-3,
+      f"largest gap {gap:.1e}")
 
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 ax.plot(range(1, STEPS + 1), hand, label="loop by hand", lw=3, alpha=0.5)
@@ -179,11 +182,15 @@ runs = {
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 for name, losses in runs.items():
     ax.plot(range(1, STEPS + 1), losses, label=name)
-    print(f"{name:<28} loss after {STEPS} steps: {sum(losses[-5:]) / 5:.3f} (mean of the last 5)")
+    report(f"{name}: loss after {STEPS} steps (mean of the last 5)", sum(losses[-5:]) / 5)
 ax.set_xlabel("step")
 ax.set_ylabel("training loss")
 ax.legend()
 plt.show()
+if not QUICK:  # 30 steps of quick mode are too few to tell the optimizers apart
+    final = {name: sum(losses[-5:]) / 5 for name, losses in runs.items()}
+    claim("AdamW ends lower than every SGD variant", all(final["AdamW lr 3e-3"] < v for k, v in final.items()
+                                                         if k.startswith("SGD")))
 
 # %% [markdown]
 # **Look at** how far apart the curves end: for the same compute, AdamW reaches a loss SGD needs many more steps
@@ -257,6 +264,7 @@ tr = [(r["step"], r["train_loss"]) for r in metrics if "train_loss" in r]
 va = [(r["step"], r["val_loss"]) for r in metrics if "val_loss" in r]
 print(f"base '{PRESET}': {base.num_parameters():,} parameters, config {base.config}")
 best_val = min(v for _, v in va)
+report(f"{PRESET} base: best validation loss", best_val)
 print(f"pretrained for {tr[-1][0]} steps; final training loss {tr[-1][1]:.3f}; best validation loss "
       f"{best_val:.3f} (perplexity {math.exp(best_val):.1f}; a uniform guess has perplexity V = {base_tok.vocab_size})")
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
@@ -295,10 +303,20 @@ for temperature in (0.0, 0.7, 1.0, 1.5):
         out = base.generate(ids, n_new, temperature=temperature, eos_id=base_tok.eos_id, generator=g)
         print(repr(base_tok.decode(out[0].tolist())))
 
+for prompt, answer in (("The capital of France is", " Paris"), ("Paris is the capital of", " France")):
+    with torch.no_grad():
+        probs = torch.softmax(base(torch.tensor([base_tok.encode(prompt)]))[0][0, -1], dim=-1)
+    first = base_tok.encode(answer)[0]  # the answer's first token
+    rank = int((probs > probs[first]).sum()) + 1
+    print(f"{prompt!r} → {answer!r}: probability {probs[first]:.3f}, rank {rank} of {base_tok.vocab_size}")
+
 # %% [markdown]
 # **Look at** the greedy lines (temperature 0): does the base complete "The capital of France is" with the right
-# city, and "Paris is the capital of" with the right country? Often it does not. Look back at the top-5 list at
-# the end of lesson 01: the right answer may be among the model's first few guesses without being the first. A
+# city, and "Paris is the capital of" with the right country? Often it does not. Where does the right answer rank
+# among the base's guesses for the next token? The cell below counts it: a rank of 1 would be the greedy choice.
+# (Lesson 01 printed the `tiny` base's top 5 after "The capital of France is": ` an`, ` story`, ` 10`, ` short`,
+# `Me` — no city at all. The corpus states facts as "Paris is the capital of France.", never in that order, so the
+# base has no reason to expect a city there.) A
 # small model pretrained for minutes has learned the grammar and the formats of its world better than the facts,
 # and nothing has taught it that a sentence like this is a question to be answered. Does the shop dialogue
 # continue as a dialogue, with a consistent price? (The `quick` base of quick mode has had a few seconds of
@@ -313,6 +331,8 @@ for temperature in (0.0, 0.7, 1.0, 1.5):
 
 # %%
 probe = pretraining_val_loss(base, base_tok, PRESET)
+claim("the probe every later lesson uses is the base's validation loss", abs(probe - best_val) < 0.02,
+      f"{probe:.3f} vs {best_val:.3f}")
 print(f"validation loss of the {PRESET} base on held-out pretraining text: {probe:.3f} "
       f"(perplexity {math.exp(probe):.1f})")
 

@@ -13,18 +13,19 @@
 # 1. fine-tune with a sensible learning rate and with one ten times larger, and plot both runs' curves;
 # 2. measure **catastrophic forgetting**: how much worse each fine-tuned model has become at its original job,
 #    predicting the next token of pretraining text;
-# 3. **overfit** on a tiny training set (32 posts, many epochs) and let **early stopping** pick the best step;
+# 3. **overfit** a small training set (250 posts, 8 epochs) and let **early stopping** pick the best step;
 # 4. freeze all but the last $k$ blocks: a cheaper fine-tuning that forgets less — does it still learn the task?
 #
 # Every run is one call, `minift.finetune.finetune(FinetuneConfig(...), out_dir)`, which writes `metrics.jsonl`
 # (the curves) and `results.json` (test metrics, forgetting, costs) into its output directory. The lesson puts them
-# in a temporary directory. Quick mode (`MINIFT_QUICK=1`) uses the small `quick` base and a handful of steps;
-# full mode uses the `tiny` base from lesson 02 and runs in a few minutes on a CPU.
+# in a temporary directory. Full mode uses the `tiny` base from lesson 02 and runs in about 2.5 minutes on 2 CPU
+# cores; workshop mode (`MINIFT_DEMO=1`) the same base with fewer runs (about a minute and a half); quick mode
+# (`MINIFT_QUICK=1`, a smoke test for the tests) the small `quick` base and a handful of steps, whose numbers mean
+# nothing.
 
 # %%
 import atexit
 import math
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,25 +34,30 @@ import matplotlib.pyplot as plt
 import torch
 
 from minift.base import load_base
+from minift.data import load_task_data
 from minift.files import read_jsonl
-from minift.finetune import FinetuneConfig, finetune, load_finetuned
+from minift.finetune import FinetuneConfig, encode_labelled, finetune, load_finetuned
+from minift.finetune.classify import classify_collate
 from minift.training import seed_everything
+from minift.workshop import claim, mode, pick, projector_style, report, seed
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
 PRESET = "quick" if QUICK else "tiny"
-EPOCHS = 0.25 if QUICK else 3.0  # of the 500 training posts (batch 16: 32 steps per epoch)
-EVAL_EVERY = 2 if QUICK else 8  # steps between validation measurements
+EPOCHS = pick(quick=0.25, demo=3.0, full=3.0)  # of the 500 training posts (batch 16: 32 steps per epoch)
+EVAL_EVERY = pick(quick=2, demo=6, full=8)  # steps between validation measurements
 LR_RIGHT, LR_HIGH = 5e-4, 5e-3
 OUT = Path(tempfile.mkdtemp(prefix="minift_lesson03_"))  # runs go to a temporary directory, not the repository
 atexit.register(shutil.rmtree, OUT, ignore_errors=True)  # ... removed when the script or the kernel ends
-seed_everything(0)
-print(f"mode: {'quick' if QUICK else 'full'}; base: {PRESET}; {EPOCHS} epochs per run")
+seed_everything(SEED)
+projector_style()
+print(f"mode: {MODE}; seed {SEED}; base: {PRESET}; {EPOCHS} epochs per run")
 
 
 def run(name: str, **overrides) -> dict:
     """One full fine-tuning run on the sentiment task; returns results.json (plus the run's curves)."""
     settings = dict(base=PRESET, task="sentiment", method="full", lr=LR_RIGHT, epochs=EPOCHS, batch_size=16,
-                    eval_every=EVAL_EVERY)
+                    eval_every=EVAL_EVERY, seed=SEED)
     settings.update(overrides)
     res = finetune(FinetuneConfig(**settings), OUT / name, force=True, progress=False)
     history = read_jsonl(OUT / name / "metrics.jsonl")
@@ -115,6 +121,14 @@ before = [runs[n]["forgetting"]["before_loss"] for n in names]
 after = [runs[n]["forgetting"]["after_loss"] for n in names]
 for n, b, a in zip(names, before, after):
     print(f"{n:<12} pretraining loss {b:.3f} → {a:.3f}  (Δ = {a - b:+.3f}, perplexity × {math.exp(a - b):.2f})")
+for n in names:
+    report(f"{n}: test accuracy", runs[n]["metrics"]["test"]["accuracy"])
+    report(f"{n}: Δ pretraining loss", runs[n]["forgetting"]["delta_loss"])
+if not QUICK:
+    claim("the high learning rate forgets far more than the right one",
+          runs["lr too high"]["forgetting"]["delta_loss"] > 5 * runs["lr right"]["forgetting"]["delta_loss"])
+    claim("the right learning rate learns the task (test accuracy above 75 %)",
+          runs["lr right"]["metrics"]["test"]["accuracy"] > 0.75)
 x = torch.arange(len(names))
 fig, ax = plt.subplots(figsize=(6, 3.5))
 bars_b = ax.bar(x - 0.2, before, 0.4, label="base, before", color="grey")
@@ -149,51 +163,104 @@ for prompt in ["Q: What is the capital of France?\nA:", "Customer: How much does
 # fraction; the completions may stay fluent). The high one destroys the language model: the loss on ordinary text
 # rises many-fold and the completions degrade into repetition or noise. Forgetting grows with how far the weights
 # travel, and the learning rate is the main knob for that. Later lessons (LoRA, adapters) keep the base weights
-# frozen altogether, which bounds how much can be forgotten.
+# frozen altogether. That does **not** bound how much the fine-tuned model forgets while the adapter is on —
+# lessons 06 and 09 measure LoRA forgetting as much as full fine-tuning, or more, at the same accuracy — but it
+# makes forgetting *reversible*: switch the adapter off and the base is back, bit for bit.
 #
-# ## 3. Overfitting on a tiny training set, and early stopping
+# ## 3. Overfitting a small training set, and early stopping
 #
-# With only 32 training posts and 40 epochs (80 steps), the model sees each post 40 times. It can lower the
-# training loss by memorising those 32 posts instead of learning the rule that would also label new posts. The
-# signal is the gap between the two curves: training loss → 0 while validation loss rises.
+# Train on half the posts (250) for 8 epochs: each post is seen 8 times, and after a few passes the model can lower
+# the training loss by memorising those posts rather than by learning anything more that holds for new ones. The
+# signal is the gap between the two curves: the training loss keeps falling while the validation loss (the 100
+# validation posts, never trained on) turns and rises.
 #
 # **Early stopping** measures the validation loss every few steps, remembers the best checkpoint, and stops once
 # it has not improved for `patience` evaluations in a row. The model you keep is the best checkpoint, not the last
 # one. (`finetune` always reloads the best checkpoint at the end, with or without patience; patience only saves the
-# wasted steps.) A lower learning rate, $10^{-4}$, makes the descent gradual enough to see.
+# wasted steps.) Both runs below see the same batches; the second stops early.
 
 # %%
-tiny_epochs = 2.0 if QUICK else 40.0
-overfit = run("tiny_set", n_train=32, lr=1e-4, epochs=tiny_epochs, eval_every=2)
-stopped = run("tiny_set_es", n_train=32, lr=1e-4, epochs=tiny_epochs, eval_every=2, patience=3)
+SMALL = pick(quick=32, demo=250, full=250)  # training posts
+small_epochs = pick(quick=2.0, demo=6.0, full=8.0)
+small = dict(n_train=SMALL, lr=LR_RIGHT, epochs=small_epochs, eval_every=pick(quick=2, demo=4, full=4))
+overfit = run("small_set", **small)
+stopped = run("small_set_es", **small, patience=5)
 print(f"without patience: {overfit['steps']} steps, stop reason: {overfit['stop_reason']}")
-print(f"with patience 3:  {stopped['steps']} steps, stop reason: {stopped['stop_reason']}; kept the checkpoint of "
+print(f"with patience 5:  {stopped['steps']} steps, stop reason: {stopped['stop_reason']}; kept the checkpoint of "
       f"step {stopped['best_step']} (validation loss {stopped['val_loss']:.3f}; at the end of the long run it was "
       f"{overfit['final_val_loss']:.3f})")
-# the kept checkpoint is the best evaluation, never a later one
-assert stopped["val_loss"] == min(v for _, v in stopped["val_curve"]) and stopped["best_step"] <= stopped["steps"]
-fig, ax = plt.subplots(figsize=(7.5, 3.8))
-ax.plot(*zip(*overfit["train_curve"]), label="training loss (32 posts)", color="tab:blue")
-ax.plot(*zip(*overfit["val_curve"]), label="validation loss (32 posts)", color="tab:orange")
-ax.plot(*zip(*stopped["val_curve"]), "o", color="tab:orange", label="evaluations of the early-stopped run")
-ax.plot(*zip(*runs["lr right"]["val_curve"]), "--", color="tab:green", label="validation loss (500 posts, lr 5e-4)")
-ax.axvline(stopped["best_step"], color="black", ls=":", label=f"best step ({stopped['best_step']})")
-ax.axvline(stopped["steps"], color="grey", ls="-.", label=f"early stop ({stopped['steps']})")
+claim("the kept checkpoint is the best evaluation, never a later one",
+      stopped["val_loss"] == min(v for _, v in stopped["val_curve"]) and stopped["best_step"] <= stopped["steps"])
+fig, ax = plt.subplots(figsize=(10, 4.5))
+ax.plot(*zip(*overfit["train_curve"]), label=f"training loss ({SMALL} training posts)", color="tab:blue", alpha=0.6)
+ax.plot(*zip(*overfit["val_curve"]), "o-", label="validation loss (100 validation posts)", color="tab:orange")
+ax.axvline(overfit["best_step"], color="black", ls=":", label=f"best checkpoint (step {overfit['best_step']})")
+ax.axvline(stopped["steps"], color="grey", ls="-.", label=f"patience 5 stops (step {stopped['steps']})")
+ax.axhline(math.log(2), color="grey", ls="--", lw=1, label="ln 2 (a coin flip)")
 ax.set_xlabel("step")
 ax.set_ylabel("cross-entropy")
 ax.set_ylim(bottom=0)
-ax.legend(fontsize=8)
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
 plt.show()
-print(f"test accuracy of the kept checkpoint: {stopped['metrics']['test']['accuracy']:.1%} with 32 training posts; "
-      f"{runs['lr right']['metrics']['test']['accuracy']:.1%} with all 500")
 
 # %% [markdown]
-# **Look at** where the curves part. The training loss keeps falling towards zero: the model can tell the 32 posts
-# apart and has memorised their labels. The validation loss stops improving after a few steps and then climbs,
-# because the model becomes ever more *confident* on posts it has not seen, and wrong as often as before. Early
-# stopping ends the run a few evaluations after the minimum and keeps the checkpoint at the minimum. It cannot
-# create knowledge the data does not contain, though: compare the kept checkpoint's test accuracy with the
-# full-data run's (dashed curve). More (and more varied) data is the real cure; early stopping is the safeguard.
+# The run kept its best checkpoint; its *last* one is in `last.pt` (the file a run resumes from). Score both on
+# the 200 test posts: accuracy, the test loss, and the **confident mistakes** — posts the model gets wrong while
+# giving the wrong label a probability above 0.9.
+
+# %%
+td = load_task_data("sentiment")
+
+
+def score(clf) -> dict:
+    """Test accuracy, test cross-entropy and confident mistakes (wrong with p > 0.9) of a classifier."""
+    enc = encode_labelled(tok, td.splits["test"], td.labels, clf.config.block_size)
+    probs, gold = [], []
+    with torch.no_grad():
+        for i in range(0, len(enc), 50):
+            ids, mask, labels = classify_collate(tok.pad_id)(enc[i:i + 50])
+            probs.append(torch.softmax(clf(ids, mask), dim=-1))
+            gold.append(labels)
+    probs, gold = torch.cat(probs), torch.cat(gold)
+    wrong = probs.argmax(-1) != gold
+    return {"accuracy": 1 - wrong.float().mean().item(),
+            "test loss": -probs[torch.arange(len(gold)), gold].log().mean().item(),
+            "confident mistakes": int((wrong & (probs.max(-1).values > 0.9)).sum())}
+
+
+kept, _, _ = load_finetuned(OUT / "small_set")  # the best checkpoint
+last, _, _ = load_finetuned(OUT / "small_set")
+# last.pt is our own checkpoint (weights_only: no pickle); "model" holds every trained tensor
+last.load_state_dict(torch.load(OUT / "small_set" / "last.pt", weights_only=True)["model"], strict=False)
+checkpoints = {f"best (step {overfit['best_step']})": score(kept.eval()),
+               f"last (step {overfit['steps']})": score(last.eval())}
+for name, sc in checkpoints.items():
+    print(f"{name:<16} test accuracy {sc['accuracy']:.1%}, test loss {sc['test loss']:.3f}, "
+          f"confident mistakes {sc['confident mistakes']}")
+(best_sc, last_sc) = checkpoints.values()
+report("small set: best checkpoint's validation loss", overfit["val_loss"])
+report("small set: last checkpoint's validation loss", overfit["final_val_loss"])
+report("small set: best checkpoint's test accuracy", best_sc["accuracy"])
+report("small set: last checkpoint's test accuracy", last_sc["accuracy"])
+report("small set: confident mistakes, best → last", last_sc["confident mistakes"] - best_sc["confident mistakes"],
+       fmt="+.0f")
+if not QUICK:
+    claim("the best checkpoint is genuinely good: validation loss below ln 2, accuracy far above the 50 % majority",
+          overfit["val_loss"] < math.log(2) - 0.1 and best_sc["accuracy"] > 0.7)
+    claim("the last checkpoint is genuinely worse: a higher test loss and more confident mistakes",
+          last_sc["test loss"] > best_sc["test loss"] and last_sc["confident mistakes"] > best_sc["confident mistakes"])
+print(f"(all 500 posts, {EPOCHS} epochs, section 1: {runs['lr right']['metrics']['test']['accuracy']:.1%})")
+
+# %% [markdown]
+# **Look at** where the curves part and at the two checkpoints. The training loss keeps falling towards zero: the
+# model tells its 250 posts apart and has memorised their labels. The validation loss reaches its minimum well
+# below ln 2 and then climbs. The last checkpoint is not much less *accurate* than the best — memorising a few
+# hundred posts does not erase what they taught — but it is worse where it matters for trust: it has grown
+# **confident** on every post, the ones it gets wrong included, so its test loss is higher and more of its mistakes
+# come with a probability above 0.9. Overfitting shows first in the loss, before (and sometimes without) the
+# accuracy. Early stopping keeps the checkpoint at the minimum and, with patience, saves the wasted steps. It cannot
+# create knowledge the data does not contain, though: compare with section 1's run on all 500 posts. More (and
+# more varied) data is the real cure; early stopping is the safeguard.
 #
 # ## 4. Freezing all but the last k blocks
 #
@@ -206,7 +273,7 @@ print(f"test accuracy of the kept checkpoint: {stopped['metrics']['test']['accur
 
 # %%
 n_layer = base.config.n_layer
-frozen = {k: run(f"top_{k}", freeze_until=k) for k in range(0, min(3, n_layer))}
+frozen = {k: run(f"top_{k}", freeze_until=k) for k in pick(quick=(0, 1), demo=(0,), full=(0, 1, 2))}
 frozen[n_layer] = runs["lr right"]  # every weight trains: full fine-tuning
 print(f"\n{'trained':<24} {'trainable':>11} {'test acc.':>10} {'Δ pretraining loss':>19}")
 for k, res in frozen.items():
@@ -214,8 +281,13 @@ for k, res in frozen.items():
     print(f"{what:<24} {res['trainable_params']:>11,} {res['metrics']['test']['accuracy']:>10.1%} "
           f"{res['forgetting']['delta_loss']:>+19.3f}")
 per_block = sum(p.numel() for p in base.blocks[0].parameters())
-for k in range(0, min(3, n_layer)):  # the last k blocks + the final LayerNorm + the new head (2 labels × (d + 1))
-    assert frozen[k]["trainable_params"] == k * per_block + 2 * base.config.d_model + 2 * (base.config.d_model + 1)
+# the last k blocks + the final LayerNorm + the new head (2 labels × (d + 1))
+claim("freeze_until=k trains k blocks, the final LayerNorm and the head, nothing else",
+      all(frozen[k]["trainable_params"] == k * per_block + 2 * base.config.d_model + 2 * (base.config.d_model + 1)
+          for k in frozen if k < n_layer))
+report("top 0 blocks (a linear probe): test accuracy", frozen[0]["metrics"]["test"]["accuracy"])
+report("top 0 blocks: Δ pretraining loss", frozen[0]["forgetting"]["delta_loss"])
+report("every block: Δ pretraining loss", frozen[n_layer]["forgetting"]["delta_loss"])
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
 ks = list(frozen)
 labels = [("all" if k == n_layer else f"top {k}") for k in ks]

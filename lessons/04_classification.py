@@ -18,7 +18,6 @@
 
 # %%
 import atexit
-import os
 import shutil
 import tempfile
 from collections import Counter
@@ -32,16 +31,20 @@ from minift.files import read_jsonl
 from minift.finetune import (Classifier, FinetuneConfig, bow_logreg_baseline, encode_labelled, finetune,
                              load_finetuned, majority_baseline, predict)
 from minift.finetune.classify import classify_collate, words
+from minift.data.tasks import load_task
 from minift.training import seed_everything
+from minift.workshop import claim, mode, pick, projector_style, report, seed
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
 PRESET = "quick" if QUICK else "tiny"
-STEPS = {"max_steps": 8} if QUICK else {"epochs": 3}  # fine-tuning length
+STEPS = pick(quick={"max_steps": 8}, demo={"epochs": 3}, full={"epochs": 3})  # fine-tuning length (demo = full)
 OUT = Path(tempfile.mkdtemp(prefix="minift_lesson04_"))  # runs go to a temporary directory, not the repository
 atexit.register(shutil.rmtree, OUT, ignore_errors=True)  # ... removed when the script or the kernel ends
-seed_everything(0)
+seed_everything(SEED)
+projector_style()
 torch.set_printoptions(precision=3, sci_mode=False)
-print(f"mode: {'quick' if QUICK else 'full'}; base: {PRESET}; fine-tuning: {STEPS}")
+print(f"mode: {MODE}; seed {SEED}; base: {PRESET}; fine-tuning: {STEPS}")
 
 # %% [markdown]
 # ## 1. The task
@@ -57,8 +60,10 @@ print(f"mode: {'quick' if QUICK else 'full'}; base: {PRESET}; fine-tuning: {STEP
 # | but | "the food was great, but the staff were rude." | the clause after "but" |
 # | although | "although the trains were late, our trip was excellent." | the clause *not* introduced by "although" |
 #
-# The last two put a positive and a negative opinion word in the same post, so counting words cannot work. And
-# "although" never occurs in the pretraining corpus: the base has to learn what it means from the fine-tuning data.
+# The last two put a positive and a negative opinion word in the same post, so counting words *should* not work —
+# section 7 finds out why it half works anyway. And "although" never occurs in the pretraining corpus: the base has
+# to learn what it means from the fine-tuning data. One caveat, said once: the labels follow the generator's rule
+# (the clause after "but" decides), not a reader's judgement; a reader might call some of these posts mixed.
 
 # %%
 td = load_task_data("sentiment")
@@ -120,7 +125,7 @@ print(f"\n{a!r} (negative) and {b!r} (positive)\nlook the same to a bag of words
 # loss, scores it on the test split, and computes the two baselines on the same examples for the record.
 
 # %%
-cfg = FinetuneConfig(base=PRESET, task="sentiment", method="full", lr=5e-4, batch_size=16, **STEPS)
+cfg = FinetuneConfig(base=PRESET, task="sentiment", method="full", lr=5e-4, batch_size=16, seed=SEED, **STEPS)
 res = finetune(cfg, OUT / "sentiment", force=True, progress=False)
 test_m = res["metrics"]["test"]
 print(f"{res['steps']} steps; best validation loss {res['val_loss']:.3f} at step "
@@ -130,6 +135,12 @@ rows.append(("fine-tuned transformer", test_m["accuracy"], test_m["macro_f1"]))
 print(f"\n| {'model':<24} | accuracy | macro-F1 |\n|{'-' * 26}|----------|----------|")
 for name, acc, f1 in rows:
     print(f"| {name:<24} | {acc:8.1%} | {f1:8.3f} |")
+report("fine-tuned test accuracy", test_m["accuracy"])
+report("majority baseline", baselines["majority class"]["accuracy"])
+report("bag of words (1+2-gram)", baselines["bag of words (1+2-gram)"]["accuracy"])
+if not QUICK:
+    claim("the fine-tuned transformer beats every baseline", all(test_m["accuracy"] > b["accuracy"]
+                                                                 for b in baselines.values()))
 
 history = read_jsonl(OUT / "sentiment" / "metrics.jsonl")
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
@@ -186,8 +197,8 @@ print(f"logits padded, read at ℓ             {padded}  → {td.labels[padded.a
 print(f"logits padded, read at column −1     {naive}  → {td.labels[naive.argmax()]}")
 print(f"max |alone − padded at ℓ| = {(alone - padded).abs().max():.2e}; "
       f"max |alone − column −1| = {(alone - naive).abs().max():.2e}")
-assert Classifier.last_token_index(mask).item() == len(ids) - 1
-assert torch.allclose(alone, padded, atol=1e-5), "reading the last real token must ignore the padding"
+claim("the last real index is the number of real tokens − 1", Classifier.last_token_index(mask).item() == len(ids) - 1)
+claim("reading the last real token ignores the padding", torch.allclose(alone, padded, atol=1e-5))
 
 # %% [markdown]
 # The read-out at $\ell$ reproduces the unpadded logits to float precision; the last column gives different
@@ -207,6 +218,7 @@ n_padded = sum(int((m == 0).any(dim=1).sum()) for _, m, _ in batches)
 print(f"{n_padded} of {len(enc)} test posts carry padding in their batch")
 print(f"accuracy reading the last real token : {(right_way == gold).float().mean():.1%}")
 print(f"accuracy reading column −1           : {(column_minus_1 == gold).float().mean():.1%}")
+report("accuracy reading column −1", (column_minus_1 == gold).float().mean())
 
 # %% [markdown]
 # ## 5. The confusion matrix
@@ -267,7 +279,7 @@ ax.axhline(0.5, color="grey", ls=":", label="chance")
 ax.set_xticks(x, constructions)
 ax.set_ylim(0, 1.05)
 ax.set_ylabel("test accuracy")
-ax.legend(loc="lower left", fontsize=8)
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
 plt.show()
 wrong = [(ex, td.labels[p]) for ex, p in zip(test, right_way.tolist()) if td.labels[p] != ex["label"]]
 print(f"{len(wrong)} posts misclassified by the fine-tuned model; some of them:")
@@ -283,6 +295,53 @@ for ex, p in wrong[:6]:
 # too. "Although" is the hard case — a word the base never saw in pretraining, whose deciding clause may come
 # first ("B, although A.") or second ("Although A, B.") — and most of the misclassified posts above are of that
 # kind: 500 training posts were not enough to learn it as well as the rest.
+#
+# But look again at the bag of words on "but" and "although": about 70 %, far above the coin flip a model blind to
+# word order should manage on posts whose two clauses pull opposite ways. Something in those posts gives the label
+# away. That is worth a section of its own.
+#
+# ## 7. A shortcut in the data
+#
+# Read a few mixed posts and the answer is at the end: a quarter of all posts close with a verdict of the label's
+# polarity — "Highly recommended.", "Never again." (`make_post` adds it, as real reviewers do). On a post that
+# ends with "Never again." the "but" clause no longer matters: one phrase decides, and a bag of words learns that
+# phrase. A model that does well *because of* such a phrase has learned a **shortcut**: it will fail on posts
+# without one. The cure is the data scientist's: find the shortcut, remove it, measure again.
+# `build_sentiment(verdicts=False)` gives the same posts with the closing phrase taken off.
+
+# %%
+mixed = [ex for ex in test if ex["construction"] in ("but", "although")]
+print(f"posts with a closing verdict: {sum(bool(ex['verdict']) for ex in train) / len(train):.0%} of training, "
+      f"{sum(bool(ex['verdict']) for ex in mixed)} of the {len(mixed)} mixed test posts")
+for label, part in (("with a verdict", [ex for ex in mixed if ex["verdict"]]),
+                    ("without one", [ex for ex in mixed if not ex["verdict"]])):
+    print(f"bag of words (1+2-gram) on mixed posts {label:<15}: "
+          f"{bow_logreg_baseline(train, part, ngram=2)['accuracy']:.1%} of {len(part)}")
+clean_train, clean_test = (load_task("sentiment", s, verdicts=False) for s in ("train", "test"))
+clean_mixed = [ex for ex in clean_test if ex["construction"] in ("but", "although")]
+clean_enc = encode_labelled(tok, clean_mixed, td.labels, clf.config.block_size)
+clean_batches = [classify_collate(tok.pad_id)(clean_enc[i:i + 32]) for i in range(0, len(clean_enc), 32)]
+clean_gold = torch.tensor([e["label"] for e in clean_enc])
+shortcut = {
+    "bag of words, data with verdicts": bow_logreg_baseline(train, mixed, ngram=2)["accuracy"],
+    "bag of words, verdicts removed": bow_logreg_baseline(clean_train, clean_mixed, ngram=2)["accuracy"],
+    "fine-tuned, data with verdicts": sum(by_c[c] * len(subsets[c]) for c in ("but", "although")) / len(mixed),
+    "fine-tuned, verdicts removed from the test": (predict(clf, clean_batches) == clean_gold).float().mean().item(),
+}
+for name, acc in shortcut.items():
+    report(f"mixed posts: {name}", acc)
+if not QUICK:
+    claim("removing the verdicts costs the bag of words more than the transformer on mixed posts",
+          shortcut["bag of words, data with verdicts"] - shortcut["bag of words, verdicts removed"]
+          > shortcut["fine-tuned, data with verdicts"] - shortcut["fine-tuned, verdicts removed from the test"])
+
+# %% [markdown]
+# **Look at** the four numbers. Without its shortcut the bag of words drops towards a coin flip on the mixed posts:
+# most of its 70 % was the closing phrase, not an understanding of "but". The transformer, trained on the same
+# data *with* the shortcut, loses much less when the phrase is taken away from its test posts: it reads the clauses
+# too. This is the everyday form of data quality: a benchmark number is only as good as the absence of shortcuts
+# in the data, and the way to check is an ablation like this one — remove the suspect feature, measure again.
+# (The lessons keep the verdicts: every number in the later lessons and in README was measured on this data.)
 #
 # ## What to try next
 #

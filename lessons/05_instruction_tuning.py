@@ -13,12 +13,13 @@
 # 5. where the answers come from: questions about facts the fine-tuning data taught, against facts it never
 #    mentioned (held out on purpose), next to what the base model knew before any fine-tuning.
 #
-# Quick mode (`MINIFT_QUICK=1`) uses the small `quick` base and a few steps (mechanics only; the numbers mean
-# nothing). Full mode fine-tunes the `tiny` base from lesson 02 four times, about a minute on 2 CPU cores.
+# Full mode fine-tunes the `tiny` base from lesson 02 four times, about 2 minutes on 2 CPU cores; workshop mode
+# (`MINIFT_DEMO=1`) trains the same runs and scores 100 questions of each split instead of all, about a minute.
+# (Two epochs instead of three are not enough: the model then writes `{"sentent": ...}`.) Quick mode
+# (`MINIFT_QUICK=1`) uses the small `quick` base and a few steps: a smoke test whose numbers mean nothing.
 
 # %%
 import atexit
-import os
 import shutil
 import tempfile
 from dataclasses import replace
@@ -34,18 +35,21 @@ from minift.finetune import (ALPACA, FinetuneConfig, PLAIN, collate_right, encod
                              max_new_tokens_for, pretraining_batches, sft_collate, sft_loss_fn)
 from minift.model import IGNORE_INDEX
 from minift.training import TrainConfig, epoch_batches, evaluate, seed_everything, train
+from minift.workshop import claim, mode, pick, projector_style, report, seed
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
 PRESET = "quick" if QUICK else "tiny"
-EPOCHS = 0.25 if QUICK else 3.0
-N_EVAL = 24 if QUICK else None  # quick mode scores only the first examples of each split
+EPOCHS = pick(quick=0.25, demo=3.0, full=3.0)
+N_EVAL = pick(quick=24, demo=100, full=None)  # score only the first examples of each split (None: all)
 LR_JSON = 5e-4  # 3 epochs instead of finetune's 10, so a little above its default 3e-4 for full fine-tuning
 LR_QA = 1e-3  # qa answers are a few tokens each: 3 epochs are only 66 steps, so larger steps
 OUT = Path(tempfile.mkdtemp(prefix="minift_lesson05_"))  # runs go to a temporary directory, not the repository
 atexit.register(shutil.rmtree, OUT, ignore_errors=True)  # ... removed when the script or the kernel ends
-seed_everything(0)
+seed_everything(SEED)
+projector_style()
 base, tok = load_base(PRESET, progress=False)
-print(f"mode: {'quick' if QUICK else 'full'}; base: {PRESET} (context {base.config.block_size} tokens); "
+print(f"mode: {MODE}; seed {SEED}; base: {PRESET} (context {base.config.block_size} tokens); "
       f"{EPOCHS} epochs per run")
 
 # %% [markdown]
@@ -97,7 +101,8 @@ for t, (i, y) in enumerate(zip(enc["input_ids"], enc["labels"])):
 n_masked = sum(y == IGNORE_INDEX for y in enc["labels"])
 print(f"masked labels: {n_masked} (= P − 1 = {P - 1}); supervised: {len(enc['labels']) - n_masked}, the last one "
       f"is EOS: {enc['labels'][-1] == tok.eos_id}")
-assert n_masked == P - 1 and enc["labels"][-1] == tok.eos_id
+claim("the prompt's P − 1 labels are masked (−100) and the last target is EOS",
+      n_masked == P - 1 and enc["labels"][-1] == tok.eos_id)
 
 # %% [markdown]
 # A batch is a rectangle, so shorter rows are padded on the right with `<|pad|>`; their labels are −100 too, so
@@ -133,12 +138,12 @@ loss_before = lm_val_loss(base, probe)
 
 def sft_run(splits: dict, template=TEMPLATE, train_on_prompt: bool = False, epochs: float = EPOCHS) -> dict:
     """Full fine-tuning of a fresh copy of the base on instruction examples; returns curves and scores."""
-    seed_everything(0)
+    seed_everything(SEED)
     model, _ = load_base(PRESET, progress=False)
     train_enc, stats = encode_dataset(tok, splits["train"], template, train_on_prompt=train_on_prompt)
     val_enc, _ = encode_dataset(tok, splits["val"], template)  # masked: the answer-only loss
     collate = sft_collate(tok.pad_id)
-    batches = epoch_batches(train_enc, 16, collate, seed=0)
+    batches = epoch_batches(train_enc, 16, collate, seed=SEED)
     steps = max(1, round(epochs * len(batches)))
     cfg = TrainConfig(max_steps=steps, lr=LR_QA, warmup_steps=steps // 20, weight_decay=0.0,
                       eval_every=max(1, steps // 10), log_every=max(1, steps // 30), progress=False)
@@ -157,7 +162,7 @@ def sft_run(splits: dict, template=TEMPLATE, train_on_prompt: bool = False, epoc
             "forgetting": (loss_before, lm_val_loss(model, probe))}
 
 
-def report(name: str, r: dict) -> None:
+def show_run(name: str, r: dict) -> None:
     m = r["metrics"]
     print(f"{name:<28} {r['steps']} steps; answer-only val loss {r['answer_val_loss']:.3f}; "
           f"exact match: test {m['test']['exact_match']:.1%}, heldout {m['heldout']['exact_match']:.1%}; "
@@ -166,7 +171,7 @@ def report(name: str, r: dict) -> None:
 
 FLUSH = replace(TEMPLATE, response_prefix="")  # the answer starts the line: "### Response:\nBerlin."
 qa_runs = {"answer at line start": sft_run(qa.splits, FLUSH)}
-report("answer at line start", qa_runs["answer at line start"])
+show_run("answer at line start", qa_runs["answer at line start"])
 
 # %% [markdown]
 # This first run writes each answer flush at the start of the line after `### Response:`, the way most templates
@@ -216,7 +221,7 @@ for t in (FLUSH, TEMPLATE):
     print(f"supervised tokens: {[tok.decode([y], skip_special=False) for y in enc['labels'] if y != IGNORE_INDEX]}")
 qa_runs["answer after a space"] = sft_run(qa.splits)
 for name, r in qa_runs.items():
-    report(name, r)
+    show_run(name, r)
 
 # %% [markdown]
 # ## 3. Loss masking: answer only, or the prompt too?
@@ -231,7 +236,7 @@ ratio = unmasked["supervised_tokens"] / masked["supervised_tokens"]
 print(f"supervised training tokens: {masked['supervised_tokens']:,} masked (answers + EOS) vs "
       f"{unmasked['supervised_tokens']:,} unmasked (× {ratio:.1f})")
 for name in ("answer after a space", "prompt trained too"):
-    report(name, qa_runs[name])
+    show_run(name, qa_runs[name])
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
 for name, r in qa_runs.items():
     axes[0].plot(*zip(*r["val_curve"]), "o-", label=name)
@@ -242,7 +247,7 @@ x = torch.arange(len(qa_runs))
 for j, split in enumerate(("test", "heldout")):
     axes[1].bar(x + 0.4 * j - 0.2, [r["metrics"][split]["exact_match"] for r in qa_runs.values()], 0.4,
                 label=f"{split} exact match")
-axes[1].set_xticks(x, [n.replace(", ", ",\n") for n in qa_runs], fontsize=8)
+axes[1].set_xticks(x, [n.replace(", ", ",\n") for n in qa_runs], fontsize=11)
 axes[1].set_ylim(0, 1)
 axes[1].legend()
 plt.show()
@@ -268,15 +273,21 @@ plt.show()
 # First the base model, prompted with the same template. Then `finetune` on the 400 training posts.
 
 # %%
-n_json = 24 if QUICK else None
+n_json = pick(quick=24, demo=100, full=None)
 max_new = max_new_tokens_for(tok, js.splits["train"], base.config.block_size)
 base_json, _ = evaluate_task(base, tok, js, TEMPLATE, max_new, n_eval=n_json)
 res = finetune(FinetuneConfig(base=PRESET, task="json", method="full", template="plain", lr=LR_JSON, epochs=EPOCHS,
-                              n_eval=n_json), OUT / "json", force=True, progress=False)
+                              n_eval=n_json, seed=SEED), OUT / "json", force=True, progress=False)
 tuned_json = res["metrics"]
 for name, m in (("base", base_json["test"]), ("fine-tuned", tuned_json["test"])):
     print(f"{name:>10}: JSON validity {m['json_validity']:.1%}, schema compliance {m['json_compliance']:.1%}, "
           f"both fields right (exact match) {m['exact_match']:.1%}, failure kinds {m['reasons']}")
+report("JSON validity, base", base_json["test"]["json_validity"])
+report("JSON validity, fine-tuned", tuned_json["test"]["json_validity"])
+report("JSON schema compliance, fine-tuned", tuned_json["test"]["json_compliance"])
+if not QUICK:
+    claim("fine-tuning turns invalid JSON into valid JSON", tuned_json["test"]["json_validity"] >= 0.9
+          > base_json["test"]["json_validity"] + 0.5)
 print(f"fine-tuning: {res['steps']} steps; pretraining loss "
       f"{res['forgetting']['before_loss']:.3f} → {res['forgetting']['after_loss']:.3f}")
 tuned, _, _ = load_finetuned(OUT / "json")
@@ -324,6 +335,16 @@ print("\nheldout facts:            fine-tuned right   fine-tuned wrong")
 for k, label in ((True, "base knew it"), (False, "base did not know it")):
     print(f"  {label:<22}{sum(r for r, b in zip(right, knew) if b == k):>16}"
           f"{sum(not r for r, b in zip(right, knew) if b == k):>19}")
+for name, r in qa_runs.items():
+    report(f"qa exact match, {name}, test (taught)", r["metrics"]["test"]["exact_match"])
+    report(f"qa exact match, {name}, heldout (never taught)", r["metrics"]["heldout"]["exact_match"])
+if not QUICK:
+    claim("the leading space decides: the answer after a space scores far higher than flush at the line start",
+          qa_runs["answer after a space"]["metrics"]["test"]["exact_match"]
+          > qa_runs["answer at line start"]["metrics"]["test"]["exact_match"] + 0.3)
+    claim("held-out facts score close to taught ones (the answers come from pretraining)",
+          qa_runs["answer after a space"]["metrics"]["heldout"]["exact_match"]
+          > qa_runs["answer after a space"]["metrics"]["test"]["exact_match"] - 0.15)
 unknown = [row for row in zip(held, base_qa["heldout"][0], answers["heldout"], knew) if not row[3]]
 print(f"\nthe {len(unknown)} heldout facts the base did not know (at most 10), with both models' answers:")
 for e, b_ans, ft_ans, _ in unknown[:10]:
@@ -355,6 +376,7 @@ for s in ("test", "heldout"):
 #    to the JSON task, whose posts then get truncated?
 # 2. Train the JSON task for a single epoch (`epochs=1`): is the format learned before the values are?
 # 3. In `sft_run`, train without EOS (`encode_dataset(..., add_eos=False)`) and generate: does the model still stop?
-# 4. Fine-tune on the `style` task (pirate voice) with `finetune(FinetuneConfig(task="style", template="plain"))`
-#    and generate from it on a plain question: how much of the style leaks into other tasks?
+# 4. Fine-tune on the `style` task (pirate voice) with `finetune(FinetuneConfig(base=PRESET, task="style",
+#    template="plain"), OUT / "style")` and generate from it on a plain question: how much of the style leaks
+#    into other tasks? (Lesson 19 makes the pirate voice a brand voice and scores it with a rubric.)
 # 5. Try LoRA (`method="lora"`) on `qa` and compare the forgetting numbers with the full runs here.

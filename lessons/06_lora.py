@@ -13,13 +13,15 @@
 # 4. **merges** the update into the base weights for inference at zero extra cost, and times both;
 # 5. compares the size of the adapter file with the size of the model.
 #
-# Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the small `quick` base and a few steps per run: it shows
-# the mechanics in seconds but the numbers mean little. Full mode fine-tunes the `tiny` base (pretrained and cached
-# by lesson 02) and takes a few minutes on a laptop CPU.
+# Full mode fine-tunes the `tiny` base (pretrained and cached by lesson 02 or `minift warmup`), 3–4 minutes on
+# 2 CPU cores. Workshop mode (`MINIFT_DEMO=1`) runs a shorter budget and a smaller sweep, about a minute and a
+# half. Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the small `quick` base and a few steps per run: a
+# smoke test of the mechanics whose numbers mean nothing.
 
 # %%
+import atexit
 import copy
-import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -36,20 +38,24 @@ from minift.peft.lora import LoRALinear, lora_scale
 from minift.tables import markdown_table
 from minift.training import seed_everything
 from minift.training.costs import path_bytes
+from minift.workshop import claim, mode, pick, projector_style, report, seed, show_code
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
 PRESET = "quick" if QUICK else "tiny"
 # the training budget of every fine-tuning run in this lesson: 3 epochs of the 500 sentiment posts (96 steps of 16)
-# in full mode; a handful of steps on 64 posts in quick mode. One validation at the end (eval_every larger than the
-# run) keeps each run short; the model scored is the one at the last step.
-BUDGET = dict(max_steps=4, n_train=64, n_eval=40) if QUICK else dict(epochs=3)
-BUDGET["eval_every"] = 10**6
+# in full mode, 1.5 epochs in workshop mode; a handful of steps on 64 posts in quick mode. One validation at the
+# end (eval_every larger than the run) keeps each run short; the model scored is the one at the last step.
+BUDGET = pick(quick=dict(max_steps=4, n_train=64, n_eval=40), demo=dict(epochs=1.5), full=dict(epochs=3))
+BUDGET.update(eval_every=10**6, seed=SEED)
 # learning rates, fixed here so that this lesson's numbers do not move when minift's defaults are retuned
 LR = {"full": 3e-4, "lora": 2e-3}
-OUT = Path(tempfile.mkdtemp(prefix="minift-lesson06-"))  # every run of this lesson writes under here
-seed_everything(0)
+OUT = Path(tempfile.mkdtemp(prefix="minift-lesson06-"))  # every run of this lesson writes under here ...
+atexit.register(shutil.rmtree, OUT, ignore_errors=True)  # ... removed when the script or the kernel ends
+seed_everything(SEED)
+projector_style()
 torch.set_printoptions(precision=4, sci_mode=False)
-print(f"mode: {'quick' if QUICK else 'full'}; base preset: {PRESET}; budget per run: {BUDGET}; lr {LR}")
+print(f"mode: {MODE}; seed {SEED}; base preset: {PRESET}; budget per run: {BUDGET}; lr {LR}")
 
 # %% [markdown]
 # ## 1. Why low rank: the update full fine-tuning makes
@@ -82,7 +88,7 @@ L = base.config.n_layer
 names = ["blocks.0.attn.q.weight", f"blocks.{L - 1}.attn.v.weight", f"blocks.{min(1, L - 1)}.mlp.fc.weight",
          f"blocks.{L - 1}.mlp.proj.weight"]
 W0, Wft = dict(base.named_parameters()), dict(tuned.named_parameters())
-torch.manual_seed(0)
+torch.manual_seed(SEED)
 spectra, rows = {}, []
 for name in names:
     dW = (Wft[name] - W0[name]).detach()
@@ -95,14 +101,21 @@ for name in names:
                  "‖ΔW‖/‖W₀‖": f"{(dW.norm() / W0[name].norm()).item():.3f}",
                  **{f"E({k})": f"{energy[k - 1].item():.2f} (rand {energy_rand[k - 1].item():.2f})"
                     for k in (1, 4, 8)},
+                 "rand E(8) / (8/n)": f"{energy_rand[7].item() / (8 / len(s)):.1f}",
                  "rank for 90%": int((energy < 0.9).sum()) + 1})
 print(markdown_table(rows))
+report("E(8) of ΔW, lowest over the matrices", min(sp[2][7].item() for sp in spectra.values()))
+report("E(8) of a random matrix, highest", max(sp[3][7].item() for sp in spectra.values()))
+if not QUICK:
+    claim("every ΔW holds more of its energy in 8 directions than a random matrix of its shape",
+          all(sp[2][7] > sp[3][7] + 0.3 for sp in spectra.values()))
 
 # %% [markdown]
 # **Look at** two numbers per row. $\|\Delta W\|/\|W_0\|$: fine-tuning moved each matrix by a few percent of its
 # size — a small change. $E(k)$: a handful of directions carry most of that change, where a random matrix of the
-# same shape would need almost all of its directions (a random $n \times n$ matrix has a little more than $k/n$ of
-# its energy in its top $k$ directions). The plots show the whole
+# same shape needs most of its directions. A random matrix's top directions are not empty either: its largest
+# singular values are about twice the typical one (the Marchenko–Pastur law), so its top $k$ directions hold
+# 3.5–4 × $k/n$ of its energy for small $k$ (the column "rand E(8) / (8/n)"), still a small share. The plots show the whole
 # spectra: the fine-tuning update's singular values fall off steeply after the first few, the random matrix's
 # stay flat.
 #
@@ -124,7 +137,7 @@ axes[0].set_ylim(1e-3, 1.2)
 axes[0].set_xlabel("index i")
 axes[0].set_ylabel("σᵢ / σ₁ of ΔW")
 axes[0].set_title("singular values of ΔW = W_ft − W₀")
-axes[0].legend(fontsize=7)
+axes[0].legend()
 axes[1].axvline(8, color="grey", ls="--", lw=1)
 axes[1].text(9, 0.05, "r = 8", color="grey")
 axes[1].set_xscale("log")
@@ -149,7 +162,11 @@ plt.show()
 # $+0.0$ to every output. A side effect: $\partial L/\partial A = s\,B^\top(\dots) = 0$, so on the very first step
 # only $B$ learns; once $B \ne 0$, $A$ gets gradients too.
 #
-# `LoRALinear` wraps an `nn.Linear`; below we wrap the query projection of the base's first block.
+# `LoRALinear` wraps an `nn.Linear`; below we wrap the query projection of the base's first block. Its forward
+# pass, as the library writes it (printed from the source, so it cannot drift from what runs):
+
+# %%
+show_code(LoRALinear.forward)
 
 # %%
 lin = copy.deepcopy(base.blocks[0].attn.q).requires_grad_(False)  # a frozen d → d layer of the pretrained base
@@ -163,7 +180,7 @@ print(f"W₀ {tuple(lin.weight.shape)} frozen: {d_in * d_out:,} numbers;  A {tup
 x = torch.randn(2, 5, d_in)  # (B, T, in)
 y = layer(x)
 print("B = 0 ⇒ output identical to the base layer:", torch.equal(y, lin(x)))
-assert torch.equal(y, lin(x))
+claim("B = 0: the wrapped layer is exactly the pretrained one", torch.equal(y, lin(x)))
 y.pow(2).sum().backward()  # any loss
 print(f"first backward: max |∂L/∂A| = {layer.lora_A.grad.abs().max().item():.1f}, "
       f"‖∂L/∂B‖ = {layer.lora_B.grad.norm().item():.3f}")
@@ -179,8 +196,8 @@ with torch.no_grad():
     print(f"s = α/r = {layer.alpha}/{layer.r} = {layer.scale}")
     print("max |LoRALinear − x(W₀ + sBA)ᵀ − b| =", (layer(x) - by_hand).abs().max().item())
     print("rank of ΔW = sBA:", torch.linalg.matrix_rank(layer.delta_weight()).item(), "of a possible", d_in)
-    assert torch.allclose(layer(x), by_hand, atol=1e-5)
-    assert torch.linalg.matrix_rank(layer.delta_weight()).item() == layer.r
+    claim("LoRALinear = x(W₀ + sBA)ᵀ + b", torch.allclose(layer(x), by_hand, atol=1e-5))
+    claim("ΔW = sBA has rank r", torch.linalg.matrix_rank(layer.delta_weight()).item() == layer.r)
 
 # %% [markdown]
 # ### The scale: α/r or α/√r?
@@ -203,8 +220,8 @@ alpha = 16
 norms = {"α/r (LoRA)": [], "α/√r (rsLoRA)": []}
 for r in ranks:
     draws = []
-    for seed in range(8):
-        torch.manual_seed(seed)
+    for draw in range(8):
+        torch.manual_seed(draw)
         probe = LoRALinear(lin, r=r, alpha=alpha)
         with torch.no_grad():
             probe.lora_B.normal_(std=0.01)  # entries of a fixed size, as after some training
@@ -258,13 +275,19 @@ def lora_run(r: int, alpha: float, rslora: bool = False) -> dict:
             "seconds": round(res["wall_seconds"], 1)}
 
 
-SWEEP_RANKS = [1, 4] if QUICK else [1, 4, 16, 64]
-SWEEP_ALPHAS = [4, 16] if QUICK else [1, 4, 16, 64]
+SWEEP_RANKS = pick(quick=[1, 4], demo=[1, 8, 64], full=[1, 4, 16, 64])
+SWEEP_ALPHAS = pick(quick=[4, 16], demo=[1, 64], full=[1, 4, 16, 64])
 t0 = time.perf_counter()
 rank_rows = [lora_run(r, 16) for r in SWEEP_RANKS] + [lora_run(r, 16, rslora=True) for r in SWEEP_RANKS if r > 1]
 alpha_rows = [lora_run(8, a) for a in SWEEP_ALPHAS]
 print(f"{len(rank_rows) + len(alpha_rows)} runs in {time.perf_counter() - t0:.0f} s\n")
 print(markdown_table(rank_rows + alpha_rows))
+by_name = {row["run"]: row for row in rank_rows + alpha_rows}
+report("full fine-tuning: test accuracy", full["metrics"]["test"]["accuracy"])
+report("full fine-tuning: forgetting Δloss", full["forgetting"]["delta_loss"])
+if 64 in SWEEP_RANKS:
+    report("LoRA r 64, α/r: test accuracy", by_name["lora_r64_a16"]["accuracy"])
+    report("LoRA r 64, α/√r: test accuracy", by_name["lora_r64_a16_rs"]["accuracy"])
 print(f"\nfull fine-tuning, same budget: accuracy {full['metrics']['test']['accuracy']:.3f}, forgetting Δloss "
       f"{full['forgetting']['delta_loss']:.3f}, {full['trainable_params']:,} trainable parameters")
 
@@ -285,15 +308,15 @@ for ax in axes[:2]:
     ax.axhline(full_acc, color="black", ls="--", lw=1, label="full fine-tuning")
     ax.axhline(bow, color="grey", ls=":", lw=1, label="bag-of-words baseline")
     ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=7)
+    ax.legend()
 for row in rank_rows + alpha_rows:
     axes[2].scatter(row["‖ΔW‖_F"], row["forgetting Δloss"], color="tab:blue" if row in rank_rows else "tab:green")
     axes[2].annotate(f"r{row['r']} α{row['α']}" + (" rs" if row["scaling"] == "α/√r" else ""),
-                     (row["‖ΔW‖_F"], row["forgetting Δloss"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                     (row["‖ΔW‖_F"], row["forgetting Δloss"]), fontsize=11, xytext=(3, 3), textcoords="offset points")
 axes[2].axhline(full["forgetting"]["delta_loss"], color="black", ls="--", lw=1, label="full fine-tuning")
 axes[2].set_xlabel("‖ΔW‖_F of the trained adapter")
 axes[2].set_ylabel("forgetting: Δ loss on pretraining text")
-axes[2].legend(fontsize=7)
+axes[2].legend()
 plt.show()
 
 # %% [markdown]
@@ -345,8 +368,10 @@ w_after = model.body.blocks[0].attn.q.base.weight
 print(f"after unmerge: max |W − W₀| = {(w_after - w_before).abs().max().item():.2e}, "
       f"max |logits − unmerged| = {(again - unmerged).abs().max().item():.2e}")
 print("same predictions merged and unmerged:", torch.equal(merged.argmax(-1), unmerged.argmax(-1)))
-assert torch.allclose(merged, unmerged, atol=1e-4) and torch.allclose(again, unmerged, atol=1e-5)
-assert torch.allclose(w_after, w_before, atol=1e-6)
+report("max |merged − unmerged| logits", (merged - unmerged).abs().max().item(), fmt=".1e")
+claim("merged logits equal unmerged ones, and unmerging restores W₀",
+      torch.allclose(merged, unmerged, atol=1e-4) and torch.allclose(again, unmerged, atol=1e-5)
+      and torch.allclose(w_after, w_before, atol=1e-6))
 
 # %% [markdown]
 # Now time a forward pass on a single post (batch 1, the latency a user waits for) and on a batch of 32 posts, three
@@ -415,14 +440,17 @@ ax.loglog(*zip(*pts), "o-", base=2, label="adapter.pt (LoRA on q, v)")
 ax.axhline(model_bytes / 1024, color="black", ls="--", label="the base model (model.pt)")
 ax.set_xlabel("rank r")
 ax.set_ylabel("KB on disk")
-ax.legend(fontsize=8)
+ax.legend()
 plt.show()
 
 # %% [markdown]
 # The adapter grows linearly with $r$ (4 bytes per number, plus a few KB of names and config), and
-# even at $r = 64$ it stays a fraction of the model. For a 7-billion-parameter model the same ratio is the
-# difference between a 14 GB copy per task and a file of a few MB. The optimizer state shrinks in the same way:
-# AdamW keeps two numbers per *trainable* parameter.
+# even at $r = 64$ it stays a fraction of the model. The share is not a constant of LoRA: with $4Lrd$ adapter
+# numbers against about $12Ld^2$ in the blocks it is about $r/(3d)$, so it *shrinks* as models get wider. Here
+# ($d$ = 192) $r = 8$ is 1.4 % of the blocks; a 7-billion-parameter Llama ($d$ = 4096, 32 blocks) gets
+# $4 \cdot 32 \cdot 8 \cdot 4096 \approx$ 4.2 M numbers at $r = 8$, 0.07 %: a file of about 8 MB in 16-bit
+# floats against a 14 GB copy per task. The optimizer state shrinks in the same way: AdamW keeps two numbers per
+# *trainable* parameter.
 #
 # ## What to try next
 #

@@ -20,36 +20,40 @@
 # lesson 02.
 
 # %%
+import atexit
 import copy
-import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
-import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import torch
-from matplotlib.patches import FancyBboxPatch
 
 from minift.base import load_base
 from minift.finetune import FinetuneConfig, finetune
 from minift.peft import apply_method, count_parameters, disabled, merge, method_config, unmerge
 from minift.peft.adapters import adapter_parameter_count
 from minift.peft.core import peft_modules
+from minift.plots import peft_block_map
 from minift.tables import markdown_table
 from minift.training import seed_everything
+from minift.workshop import claim, mode, pick, projector_style, report, seed
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
 PRESET = "quick" if QUICK else "tiny"
-BUDGET = dict(max_steps=4, n_train=64, n_eval=40) if QUICK else dict(epochs=8)
-BUDGET["eval_every"] = 10**6  # one validation, at the end: the model scored is the one after the last step
-OUT = Path(tempfile.mkdtemp(prefix="minift-lesson07-"))
-seed_everything(0)
+BUDGET = pick(quick=dict(max_steps=4, n_train=64, n_eval=40), demo=dict(epochs=3), full=dict(epochs=8))
+BUDGET.update(eval_every=10**6, seed=SEED)  # one validation, at the end: the model scored is the last step's
+OUT = Path(tempfile.mkdtemp(prefix="minift-lesson07-"))  # every run writes under here ...
+atexit.register(shutil.rmtree, OUT, ignore_errors=True)  # ... removed when the script or the kernel ends
+seed_everything(SEED)
+projector_style()
 base, tok = load_base(PRESET, progress=False)
 base.eval()
 cfg = base.config
 L, d, H = cfg.n_layer, cfg.d_model, cfg.n_head
-print(f"mode: {'quick' if QUICK else 'full'}; base {PRESET}: L={L} blocks, d={d}, H={H} heads, "
+print(f"mode: {MODE}; seed {SEED}; base {PRESET}: L={L} blocks, d={d}, H={H} heads, "
       f"{base.num_parameters():,} parameters; budget per run: {BUDGET}")
 
 # %% [markdown]
@@ -62,75 +66,8 @@ print(f"mode: {'quick' if QUICK else 'full'}; base {PRESET}: L={L} blocks, d={d}
 # LoRA's default targets, $W_q$ and $W_v$, for comparison.
 
 # %%
-COLORS = {"Houlsby adapter": "tab:orange", "Pfeiffer adapter": "tab:purple", "prefix tuning": "tab:green",
-          "prompt tuning": "tab:red", "(IA)³": "tab:blue", "LoRA (lesson 06)": "grey"}
-
-
-def box(ax, x, y, w, h, text, method=None, dashed=False, fs=8):
-    """A rounded box centred at (x, y); coloured like `method` when given."""
-    edge = COLORS[method] if method else "black"
-    face = mcolors.to_rgba(COLORS[method], 0.25) if method and not dashed else "white"
-    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
-                                fc=face, ec=edge, ls="--" if dashed else "-", lw=1.6 if dashed else 1.2,
-                                zorder=2))
-    ax.text(x, y, text, ha="center", va="center", fontsize=fs, zorder=3)
-
-
-def arrow(ax, x0, y0, x1, y1, color="black"):
-    ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="-|>", color=color, lw=1.1, shrinkA=0,
-                                                         shrinkB=0))
-
-
-def plus(ax, x):
-    ax.text(x, 0, "+", ha="center", va="center", fontsize=14, bbox=dict(boxstyle="circle", fc="white"), zorder=3)
-
-
-fig, ax = plt.subplots(figsize=(14, 4.2))
-ax.plot([-0.9, 16.6], [0, 0], color="black", lw=2.5, zorder=0)  # the residual stream
-ax.text(-0.5, -0.35, "residual stream x  (B, T, d)", fontsize=8, va="top")
-box(ax, -2.2, 0, 2.6, 0.9, "[P soft vectors ; E_tok[x]]\n+ positions", "prompt tuning")
-ax.text(-2.2, -0.75, "input (before block 0)", ha="center", fontsize=7)
-# attention sublayer
-arrow(ax, 0.6, 0, 0.6, 1.35)
-box(ax, 0.6, 1.6, 0.9, 0.5, "LN₁")
-ax.plot([1.05, 1.6], [1.6, 1.6], color="black", zorder=0)
-for name, y in [("q", 2.5), ("k", 1.6), ("v", 0.7)]:
-    arrow(ax, 1.6, 1.6, 2.1, y)
-    box(ax, 2.5, y, 0.8, 0.5, f"W_{name}", "LoRA (lesson 06)" if name in "qv" else None, dashed=name in "qv")
-    if name in "kv":
-        box(ax, 3.45, y, 0.75, 0.45, f"⊙ l_{name}", "(IA)³", fs=7)
-    arrow(ax, 3.85 if name in "kv" else 2.9, y, 4.38, 1.6 + (y - 1.6) * 0.5)
-box(ax, 3.45, 3.45, 1.9, 0.55, "prefix K_p, V_p (P rows)", "prefix tuning", fs=7)
-arrow(ax, 3.45, 3.17, 4.7, 2.37, color=COLORS["prefix tuning"])
-box(ax, 5.3, 1.6, 1.8, 1.5, "softmax(QK′ᵀ/√d_h)V′\n\nK′ = [K_p ; K]\nV′ = [V_p ; V]", fs=6.5)
-arrow(ax, 6.2, 1.6, 6.4, 1.6)
-box(ax, 6.75, 1.6, 0.7, 0.5, "W_o")
-arrow(ax, 7.1, 1.6, 7.2, 1.6)
-box(ax, 7.7, 1.6, 1.0, 0.6, "adapter\nA₁", "Houlsby adapter", fs=7)
-arrow(ax, 8.2, 1.6, 8.5, 0.12)
-plus(ax, 8.5)
-ax.text(5.2, 3.95, "attention sublayer", ha="center", fontsize=9, style="italic")
-# MLP sublayer
-arrow(ax, 9.2, 0, 9.2, 1.35)
-box(ax, 9.2, 1.6, 0.9, 0.5, "LN₂")
-for x0, x1, text, method in [(9.65, 10.4, "W_fc", None), (10.85, 11.55, "GELU", None),
-                             (12.0, 12.65, "⊙ l_ff", "(IA)³"), (13.08, 13.7, "W_proj", None)]:
-    arrow(ax, x0, 1.6, x1 - 0.45 if method is None else x1 - 0.43, 1.6)
-    box(ax, x1, 1.6, 0.9 if method is None else 0.85, 0.5, text, method, fs=8 if method is None else 7)
-arrow(ax, 14.15, 1.6, 14.25, 1.6)
-box(ax, 14.75, 1.6, 1.0, 0.6, "adapter\nA₂", "Houlsby adapter", fs=7)
-arrow(ax, 15.25, 1.6, 15.2, 0.12)
-plus(ax, 15.2)
-ax.text(12.0, 2.45, "MLP sublayer (d → 4d → d)", ha="center", fontsize=9, style="italic")
-box(ax, 16.1, 0, 1.0, 0.6, "adapter\nA", "Pfeiffer adapter", fs=7)
-arrow(ax, 16.6, 0, 16.9, 0)
-ax.text(17.0, 0, "next block\n(… ln_f, lm_head)", va="center", fontsize=8)
-for k, col in COLORS.items():
-    ax.plot([], [], "s", color=col, label=k, ms=9, alpha=0.6)
-ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=6, fontsize=8, frameon=False)
-ax.set_xlim(-3.7, 18.6)
-ax.set_ylim(-1.0, 4.2)
-ax.axis("off")
+fig, ax = plt.subplots(figsize=(16, 6.5))
+peft_block_map(ax)  # minift/plots.py draws it: boxes sized to their text, 12-point labels
 plt.show()
 
 # %% [markdown]
@@ -224,7 +161,8 @@ with torch.no_grad():
 print(f"soft prompt of P = {len(hard)} vectors = embeddings of {instruction!r}")
 print("logits on the input positions: soft", tuple(logits_soft.shape), "vs hard prompt", tuple(logits_hard.shape),
       f"→ max |difference| = {(logits_soft - logits_hard[:, len(hard):]).abs().max().item():.2e}")
-assert torch.allclose(logits_soft, logits_hard[:, len(hard):], atol=1e-5), "a soft prompt from text = that text"
+claim("a soft prompt initialised from text = that text typed as a hard prompt",
+      torch.allclose(logits_soft, logits_hard[:, len(hard):], atol=1e-5))
 
 # %% [markdown]
 # (IA)³, like LoRA, can be merged: scaling a linear layer's output by $l$ is the same as scaling the rows of its
@@ -242,7 +180,8 @@ with torch.no_grad():
     unmerge(ia3)
 print(f"(IA)³ with random scales: max |merged − unmerged| = {(merged - scaled).abs().max().item():.2e}; "
       f"differs from the base by {(scaled - reference).abs().max().item():.2f}")
-assert torch.allclose(merged, scaled, atol=1e-4) and not torch.allclose(scaled, reference, atol=1e-2)
+claim("(IA)³ merged = unmerged, and its scales do change the model",
+      torch.allclose(merged, scaled, atol=1e-4) and not torch.allclose(scaled, reference, atol=1e-2))
 
 # %% [markdown]
 # ## 3. Side by side on one task
@@ -256,6 +195,8 @@ assert torch.allclose(merged, scaled, atol=1e-4) and not torch.allclose(scaled, 
 # %%
 RUNS = [("full", {}, 3e-4), ("lora", {}, 2e-3), ("adapter-houlsby", {}, 3e-3), ("adapter-pfeiffer", {}, 3e-3),
         ("ia3", {}, 3e-2), ("prefix", {"init": "vocab"}, 1e-2), ("prompt", {}, 1e-1)]
+if MODE == "demo":  # workshop: four methods, one of each kind, 3 epochs
+    RUNS = [r for r in RUNS if r[0] in ("lora", "adapter-houlsby", "ia3", "prompt")]
 results = []
 t0 = time.perf_counter()
 for name, options, lr in RUNS:
@@ -269,6 +210,12 @@ for name, options, lr in RUNS:
                     "train s": round(res["train_seconds"], 1)})
 print(f"{len(RUNS)} runs in {time.perf_counter() - t0:.0f} s\n")
 print(markdown_table(results))
+for r in results:
+    report(f"{r['method']}: test accuracy", r["accuracy"])
+acc = {r["method"]: r["accuracy"] for r in results}
+if not QUICK:
+    claim("methods that change every block (LoRA, adapters, (IA)³) beat prompt tuning at this budget",
+          min(acc[m] for m in ("lora", "adapter-houlsby", "ia3")) > acc["prompt"])
 baselines = res["baselines"]
 print("\nbaselines: " + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in baselines.items()))
 
@@ -276,7 +223,7 @@ print("\nbaselines: " + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in baselin
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
 for r in results:
     axes[0].scatter(r["trainable"], r["accuracy"], s=40)
-    axes[0].annotate(r["method"], (r["trainable"], r["accuracy"]), fontsize=8, xytext=(4, 4),
+    axes[0].annotate(r["method"], (r["trainable"], r["accuracy"]), fontsize=11, xytext=(4, 4),
                      textcoords="offset points")
     axes[1].barh(r["method"], r["forgetting Δloss"])
 for k, v in baselines.items():
@@ -284,7 +231,7 @@ for k, v in baselines.items():
 axes[0].set_xscale("log")
 axes[0].set_xlabel("trainable parameters (log scale; includes the classification head)")
 axes[0].set_ylabel("test accuracy")
-axes[0].legend(fontsize=8)
+axes[0].legend()
 axes[1].set_xlabel("forgetting: Δ loss on held-out pretraining text (nats/token)")
 axes[1].invert_yaxis()
 plt.show()

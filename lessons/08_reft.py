@@ -17,12 +17,14 @@
 # 4. checks that generating with the KV cache gives exactly the tokens of generating without it — which needs care,
 #    because the edit depends on positions.
 #
-# Quick mode (`MINIFT_QUICK=1`) uses the `quick` base and a few steps per run; full mode the `tiny` base of
-# lesson 02.
+# Full mode uses the `tiny` base of lesson 02 (about 2 minutes on 2 CPU cores); workshop mode (`MINIFT_DEMO=1`)
+# the same base with 3 epochs per run instead of 8 (about a minute); quick mode (`MINIFT_QUICK=1`) the `quick` base
+# and a few steps per run, a smoke test whose numbers mean nothing.
 
 # %%
+import atexit
 import copy
-import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -36,18 +38,22 @@ from minift.peft import apply_method, count_parameters, method_config
 from minift.peft.reft import LoReFT, generate as reft_generate, prompt_lengths
 from minift.tables import markdown_table
 from minift.training import AdamW, seed_everything
+from minift.workshop import claim, mode, pick, projector_style, report, seed, show_code
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
 PRESET = "quick" if QUICK else "tiny"
-BUDGET = dict(max_steps=4, n_train=64, n_eval=40) if QUICK else dict(epochs=8)
-BUDGET["eval_every"] = 10**6  # one validation, at the end: the model scored is the one after the last step
-OUT = Path(tempfile.mkdtemp(prefix="minift-lesson08-"))
-seed_everything(0)
+BUDGET = pick(quick=dict(max_steps=4, n_train=64, n_eval=40), demo=dict(epochs=3), full=dict(epochs=8))
+BUDGET.update(eval_every=10**6, seed=SEED)  # one validation, at the end: the model scored is the last step's
+OUT = Path(tempfile.mkdtemp(prefix="minift-lesson08-"))  # every run writes under here ...
+atexit.register(shutil.rmtree, OUT, ignore_errors=True)  # ... removed when the script or the kernel ends
+seed_everything(SEED)
+projector_style()
 torch.set_printoptions(precision=4, sci_mode=False)
 base, tok = load_base(PRESET, progress=False)
 base.eval()
 L, d = base.config.n_layer, base.config.d_model
-print(f"mode: {'quick' if QUICK else 'full'}; base {PRESET}: L={L}, d={d}; budget per run: {BUDGET}")
+print(f"mode: {MODE}; seed {SEED}; base {PRESET}: L={L}, d={d}; budget per run: {BUDGET}")
 
 # %% [markdown]
 # ## 1. LoReFT: a low-rank edit of a hidden state
@@ -67,9 +73,13 @@ print(f"mode: {'quick' if QUICK else 'full'}; base {PRESET}: L={L}, d={d}; budge
 # per intervention: $rd$ for $R$, $rd + r$ for $W, b$. Keeping $R$ orthonormal during training is done by a
 # parametrisation: the optimizer updates an unconstrained matrix and $R$ is computed from it as a product of
 # Householder reflections (`torch.nn.utils.parametrizations.orthogonal`), so $RR^\top = I$ holds after every step.
+# The library's forward pass is the formula, line for line:
 
 # %%
-torch.manual_seed(0)
+show_code(LoReFT.forward)
+
+# %%
+torch.manual_seed(SEED)
 r = 4
 phi = LoReFT(d, r)
 R, W, b = phi.R, phi.proj.weight, phi.proj.bias
@@ -87,8 +97,10 @@ with torch.no_grad():
     print(f"‖Φ(h) − h‖ / ‖h‖ at init        = {((out - h).norm() / h.norm()).item():.3f}  (not a no-op)")
     ident = LoReFT(d, r, init="identity")
     print("identity init (W = R, b = 0): max |Φ(h) − h| =", (ident(h) - h).abs().max().item())
-    assert torch.allclose(out, by_hand, atol=1e-5) and torch.allclose(out @ R.T, h @ W.T + b, atol=1e-5)
-    assert ((out - h) @ complement).abs().max() < 1e-5 and torch.allclose(ident(h), h, atol=1e-5)
+    claim("LoReFT = h + Rᵀ(Wh + b − Rh), and R·out = Wh + b",
+          torch.allclose(out, by_hand, atol=1e-5) and torch.allclose(out @ R.T, h @ W.T + b, atol=1e-5))
+    claim("the edit leaves the orthogonal complement of R's rows alone, and starts as a no-op when W = R, b = 0",
+          ((out - h) @ complement).abs().max() < 1e-5 and torch.allclose(ident(h), h, atol=1e-5))
 
 # %% [markdown]
 # LoReFT, as in the reference code (pyreft), starts with $W$ and $b$ at `nn.Linear`'s random initialisation, so it
@@ -101,7 +113,7 @@ with torch.no_grad():
 # %%
 opt = AdamW(phi.parameters(), lr=0.05, weight_decay=0.0)
 target = torch.randn(5, d)
-for step in range(200 if not QUICK else 20):
+for step in range(pick(quick=20, demo=200, full=200)):
     loss = (phi(h) - target).pow(2).mean()
     opt.zero_grad()
     loss.backward()
@@ -110,7 +122,8 @@ with torch.no_grad():
     R = phi.R
     deviation = (R @ R.T - torch.eye(r)).abs().max().item()
     print(f"after training: loss {loss.item():.3f}; max |R Rᵀ − I| = {deviation:.2e}")
-    assert deviation < 1e-5, "R must stay orthonormal: it is parametrised, not projected after each step"
+    claim("R stays orthonormal through training (it is parametrised, not projected)", deviation < 1e-5,
+          f"{deviation:.1e}")
     print("trainable tensor behind R:", tuple(phi.rotate.parametrizations.weight.original.shape),
           "(Householder reflectors; R itself is computed from it on every call)")
 
@@ -157,12 +170,12 @@ for row, ax in enumerate(axes):
     ax.imshow(where[:, row].numpy(), cmap=cmap, vmin=0, vmax=2, aspect="auto")
     labels = [tok.decode([t]).replace(" ", "·") if m else "<pad>" for t, m in zip(ids[row].tolist(),
                                                                                    mask[row].tolist())]
-    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
-    ax.set_yticks(range(L), [f"after block {i}" for i in range(L)], fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=11)
+    ax.set_yticks(range(L), [f"after block {i}" for i in range(L)], fontsize=11)
     ax.set_title(f"prompt of {int(mask[row].sum())} tokens", fontsize=9)
 axes[0].plot([], [], "s", color="tab:blue", label="first-N unit")
 axes[0].plot([], [], "s", color="tab:orange", label="last-M unit")
-fig.legend(loc="outside right upper", fontsize=8)
+fig.legend(loc="outside right upper", fontsize=11)
 plt.show()
 
 # %% [markdown]
@@ -182,10 +195,10 @@ with torch.no_grad():
     changed = (suffix(one)[0] - base(one)[0])[0].abs().amax(-1)  # (T,)
 n = one.size(1)
 print("positions with bit-identical logits:", [t for t in range(n) if changed[t] == 0], f"(prompt length {n})")
-assert bool((changed[:n - 3] == 0).all()), "a causal model: an edit at the last 3 positions cannot reach earlier ones"
+claim("a causal model: an edit at the last 3 positions cannot reach earlier ones", bool((changed[:n - 3] == 0).all()))
 fig, ax = plt.subplots(figsize=(7, 2.6))
 ax.bar(range(n), changed.numpy(), color=["tab:orange" if t >= n - 3 else "tab:grey" for t in range(n)])
-ax.set_xticks(range(n), [tok.decode([t]).replace(" ", "·") for t in one[0].tolist()], rotation=90, fontsize=8)
+ax.set_xticks(range(n), [tok.decode([t]).replace(" ", "·") for t in one[0].tolist()], rotation=90, fontsize=11)
 ax.set_ylabel("max |Δ logits|")
 ax.set_title("LoReFT at l3 (random init): only the edited positions change")
 plt.show()
@@ -207,6 +220,8 @@ for name, options, lr in RUNS:
     run_name = f"{name}_r{options.get('rank', options.get('r', 8))}"
     res = finetune(FinetuneConfig(base=PRESET, task="sentiment", method=name, method_options=options, lr=lr,
                                   **BUDGET), OUT / run_name, force=True, progress=False)
+    report(f"{run_name}: test accuracy", res["metrics"]["test"]["accuracy"])
+    report(f"{run_name}: forgetting Δloss", res["forgetting"]["delta_loss"])
     results.append({"run": run_name, "lr": res["lr"], "trainable": res["trainable_params"],
                     "trainable %": round(res["trainable_pct"], 3), "adapter KB": round(res["adapter_bytes"] / 1024, 1),
                     "accuracy": round(res["metrics"]["test"]["accuracy"], 3),
@@ -244,6 +259,7 @@ with torch.no_grad():
             worst = max(worst, (R @ R.T - torch.eye(R.size(0))).abs().max().item())
 print(f"{sum(1 for b in gpt.blocks for _ in b.reft.children())} trained interventions; "
       f"largest |R Rᵀ − I| = {worst:.2e}")
+claim("every trained R is still orthonormal", worst < 1e-5, f"{worst:.1e}")
 
 # %% [markdown]
 # ## 4. Generation with a KV cache
@@ -260,7 +276,7 @@ print(f"{sum(1 for b in gpt.blocks for _ in b.reft.children())} trained interven
 
 # %%
 prompt = torch.tensor([tok.encode("The capital of France is")])
-n_new = 8 if QUICK else 24
+n_new = pick(quick=8, demo=24, full=24)
 cached = reft_generate(gpt, prompt, n_new, temperature=0.0, use_cache=True)
 uncached = reft_generate(gpt, prompt, n_new, temperature=0.0, use_cache=False)
 with torch.no_grad():
@@ -268,7 +284,8 @@ with torch.no_grad():
 print("cached   :", repr(tok.decode(cached[0].tolist())))
 print("uncached :", repr(tok.decode(uncached[0].tolist())))
 print("cached == uncached (prompt pinned):", torch.equal(cached, uncached))
-assert torch.equal(cached, uncached)
+claim("generating with the KV cache gives exactly the tokens of generating without it",
+      torch.equal(cached, uncached))
 print("uncached without pinning:", repr(tok.decode(sliding[0].tolist())),
       "— same tokens" if torch.equal(sliding, cached) else "— different tokens")
 with torch.no_grad():
@@ -277,7 +294,8 @@ with torch.no_grad():
     unpinned_logits, _ = gpt(cached[:, :-1])  # the same text, but now all of it counts as "the prompt"
 print("teacher-forced logits with the pinned prompt pick the same tokens:",
       torch.equal(full_logits[0, prompt.size(1) - 1:].argmax(-1), cached[0, prompt.size(1):]))
-assert torch.equal(full_logits[0, prompt.size(1) - 1:].argmax(-1), cached[0, prompt.size(1):])
+claim("each generated token is the argmax of one full forward pass over the whole text",
+      torch.equal(full_logits[0, prompt.size(1) - 1:].argmax(-1), cached[0, prompt.size(1):]))
 print(f"the same text without pinning: max |Δ logits| = {(unpinned_logits - full_logits).abs().max().item():.3f}")
 
 # %% [markdown]

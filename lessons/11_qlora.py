@@ -15,13 +15,13 @@
 # 6. where the memory of a step goes — and why QLoRA saves little of it on a small model;
 # 7. the merge trap: an adapter trained on the 4-bit weights does not fold back for free.
 #
+# Full mode trains SmolLM2 for 60 steps of 8 and scores 100 posts, about 6 minutes on 2 CPU cores. Workshop mode
+# (`MINIFT_DEMO=1`) compares three formats' perplexity instead of five and trains 20 steps of 4, scoring 20 posts.
 # Quick mode (`MINIFT_QUICK=1`, what the tests run) fine-tunes minift's small `quick` base for 1 step instead of
-# SmolLM2 and scores 2 posts: the mechanics, not the numbers. Full mode trains SmolLM2 for 60 steps of 8 and scores
-# 100 posts, about 6 minutes on 2 CPU cores. SmolLM2 is fetched once as in lesson 10.
+# SmolLM2 and scores 2 posts: the mechanics, not the numbers. SmolLM2 is fetched once as in lesson 10.
 
 # %%
 import math
-import os
 import time
 
 import matplotlib.pyplot as plt
@@ -38,15 +38,18 @@ from minift.quant import (FORMATS, codebook, double_quantize, error, fake_quanti
                           quantize_nf4, weight_memory_bytes)
 from minift.quant.blockwise import pack_nibbles
 from minift.training import seed_everything
+from minift.workshop import claim, mode, pick, projector_style, report, seed
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
-N_EVAL = 2 if QUICK else 100
-STEPS, BATCH = (1, 2) if QUICK else (60, 8)
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
+N_EVAL = pick(quick=2, demo=20, full=100)
+STEPS, BATCH = pick(quick=(1, 2), demo=(20, 4), full=(60, 8))
 RUN_BASE = "quick" if QUICK else "smollm2"  # the base of section 5's fine-tune
-OUT = minift_home() / "lessons" / "11_smollm2_json_qlora"
-seed_everything(0)
+OUT = minift_home() / "lessons" / "11_smollm2_json_qlora"  # kept: `minift merge` can read it after the lesson
+seed_everything(SEED)
+projector_style()
 model, tok = load_base("smollm2", progress=False)
-print(f"mode: {'quick' if QUICK else 'full'}; SmolLM2 with {sum(p.numel() for p in model.parameters()):,} weights")
+print(f"mode: {MODE}; seed {SEED}; SmolLM2 with {sum(p.numel() for p in model.parameters()):,} weights")
 
 # %% [markdown]
 # ## 1. Weights are (roughly) normal, and NF4 is built for that
@@ -69,7 +72,7 @@ ax.hist(scaled.numpy(), bins=200, density=True, color="0.7", label="SmolLM2 weig
 ax.vlines(nf4.numpy(), 0, 2.5, colors="C0", linewidth=1, label="NF4 levels")
 ax.vlines(int4.unique().numpy(), 0, 1.2, colors="C3", linewidth=1, linestyles="dashed", label="Int4 levels")
 ax.set_xlabel("scaled weight")
-ax.legend(loc="upper right", fontsize=8)
+ax.legend(loc="upper right", fontsize=11)
 plt.show()
 codes = quantize_nf4(w, double_quant=False).codes()
 use = torch.bincount(codes.long(), minlength=16).double() / codes.numel()
@@ -91,7 +94,8 @@ bounds = (nf4[1:] + nf4[:-1]) / 2                      # decision boundaries: mi
 q = torch.bucketize(block / a, bounds)                # nearest level, ties to the lower code
 by_hand = nf4[q] * a
 lib = quantize_nf4(block, double_quant=False)
-assert torch.equal(q.to(torch.uint8), lib.codes()) and torch.equal(by_hand, lib.dequantize())
+claim("one NF4 block by hand = the library's codes and values",
+      torch.equal(q.to(torch.uint8), lib.codes()) and torch.equal(by_hand, lib.dequantize()))
 print(f"absmax a = {a:.4f}; first 6 weights {block[:6].tolist()}")
 print(f"codes {q[:6].tolist()} → packed bytes {[hex(b) for b in pack_nibbles(q[:6].to(torch.uint8)).tolist()]}")
 print(f"read back {[round(v, 4) for v in by_hand[:6].tolist()]}")
@@ -135,7 +139,8 @@ for fmt in FORMATS:
     den = sum(float(x.square().sum()) for x in sample)
     rows[fmt] = (error(sample[0], fmt)["bits"], num / den)
     print(f"{fmt:>5}: {rows[fmt][0]:.3f} bits per weight, relative error {rows[fmt][1]:.4f}")
-assert rows["nf4"][1] < rows["fp4"][1] and rows["nf4"][1] < rows["int4"][1]
+claim("NF4 has a smaller error than FP4 and Int4 on real weights",
+      rows["nf4"][1] < rows["fp4"][1] and rows["nf4"][1] < rows["int4"][1])
 
 # %% [markdown]
 # What matters is what the error does to the model. Replace every linear weight by its round trip in each format
@@ -146,15 +151,18 @@ probe = pretraining_batches(tok, None)
 if QUICK:
     probe = probe[:1]
 ppl = {}
-for fmt in ("as loaded", *(FORMATS if not QUICK else ("nf4",))):
+for fmt in ("as loaded", *pick(quick=("nf4",), demo=("nf4", "int4"), full=FORMATS)):
     m, _ = load_base("smollm2", progress=False)
     if fmt != "as loaded":
         fake_quantize_linears_(m, fmt)
     ppl[fmt] = math.exp(lm_val_loss(m.eval(), probe))
     print(f"{fmt:>9}: perplexity {ppl[fmt]:.2f}")
 del m
+for fmt, value in ppl.items():
+    report(f"perplexity, {fmt}", value, fmt=".2f")
 if not QUICK:
-    assert ppl["nf4"] < min(ppl["fp4"], ppl["int4"], ppl["q4_0"])
+    claim("NF4 costs the least perplexity of the 4-bit formats compared", ppl["nf4"] == min(
+        v for k, v in ppl.items() if k != "as loaded"))
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.bar(list(ppl), list(ppl.values()), color=["0.5"] + ["C0"] * (len(ppl) - 1))
 ax.set_ylabel("perplexity on general English")
@@ -175,7 +183,7 @@ plt.show()
 # %%
 t0 = time.perf_counter()
 run = finetune(FinetuneConfig(base=RUN_BASE, task="json", method="qlora", max_steps=STEPS, batch_size=BATCH,
-                              n_eval=N_EVAL), OUT, force=True, progress=False)
+                              n_eval=N_EVAL, seed=SEED), OUT, force=True, progress=False)
 m = run["metrics"]["test"]
 print(f"{run['steps']} steps, {run['train_seconds'] / run['steps']:.1f} s per step, "
       f"{time.perf_counter() - t0:.0f} s with loading and scoring")
@@ -184,8 +192,9 @@ print(f"json: valid {m['json_validity']:.0%}, compliant {m['json_compliance']:.0
 fp32_bytes = weight_memory_bytes(load_base(RUN_BASE, progress=False)[0])
 print(f"weights in memory {run['base_weight_bytes'] / 2**20:.1f} MiB (the {RUN_BASE} base in fp32: "
       f"{fp32_bytes / 2**20:.1f} MiB); adapter file {run['adapter_bytes'] / 2**20:.2f} MiB")
+report("QLoRA JSON compliance", m["json_compliance"])
 if not QUICK:
-    assert m["json_compliance"] >= 0.9
+    claim("QLoRA learns strict JSON (90 % or more schema-compliant)", m["json_compliance"] >= 0.9)
 
 # %% [markdown]
 # ## 6. Where a step's memory goes
@@ -195,7 +204,7 @@ if not QUICK:
 # for one matmul (one at a time).
 
 # %%
-seed_everything(0)
+seed_everything(SEED)
 td = load_task_data("json")
 enc, _ = encode_dataset(tok, td.splits["train"][:BATCH], get_template("chatml"), model.config.block_size)
 batch = sft_collate(tok.pad_id)(enc)
@@ -207,7 +216,8 @@ for method in ("lora", "qlora"):
 print(f"{'MiB':<12}" + "".join(f"{k:>12}" for k in parts["lora"]))
 for method, p in parts.items():
     print(f"{method:<12}" + "".join(f"{v / 2**20:>12.1f}" for v in p.values()))
-assert parts["qlora"]["weights"] < 0.4 * parts["lora"]["weights"]
+report("QLoRA / LoRA: weight memory", parts["qlora"]["weights"] / parts["lora"]["weights"], fmt=".2f")
+claim("4-bit storage cuts the weights' memory to under 40 %", parts["qlora"]["weights"] < 0.4 * parts["lora"]["weights"])
 
 # %% [markdown]
 # The weights shrink about threefold — not eightfold, because the embedding (28 million of the 135 million weights)
@@ -234,9 +244,11 @@ trap = merge_trap(trained, original, x)
 for into, r in trap.items():
     print(f"{into:>12}: update kept {r['kept']:6.1%}, error brought in {r['error']:7.2f} × ‖ΔW‖, "
           f"max logit drift {r['drift']:.3f}")
-assert trap["dequantized"]["drift"] < 1e-3
+claim("merging into the dequantised weights reproduces the trained model", trap["dequantized"]["drift"] < 1e-3)
+report("re-quantised merge: share of the update kept", trap["requantized"]["kept"])
 if not QUICK:
-    assert trap["requantized"]["kept"] < 0.5 and trap["original"]["drift"] > 1e-2
+    claim("a re-quantised merge keeps less than half of the update; the original weights drift",
+          trap["requantized"]["kept"] < 0.5 and trap["original"]["drift"] > 1e-2)
 
 # %% [markdown]
 # Re-quantising keeps only part of the update and adds rounding noise larger than the update itself; merging into

@@ -11,13 +11,13 @@
 # 4. a DPO run after an SFT step that imitated both answers: what the margin, and the chosen answers, do;
 # 5. the family side by side — DPO, IPO, ORPO, KTO — judged on the answers the models actually write.
 #
-# Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the small `quick` base and a few steps; full mode the
-# `tiny` base, about 4 minutes on 2 CPU cores.
+# Full mode uses the `tiny` base, about 2.5 minutes on 2 CPU cores; workshop mode (`MINIFT_DEMO=1`) the same base,
+# judging 40 held-out prompts instead of 100 and comparing DPO with ORPO only, about a minute. Quick mode
+# (`MINIFT_QUICK=1`, what the tests run) uses the small `quick` base and a few steps: a smoke test.
 
 # %%
 import json
 import math
-import os
 
 import matplotlib.pyplot as plt
 import torch
@@ -35,11 +35,16 @@ from minift.finetune import get_template
 from minift.finetune.templates import resolve_template_name
 from minift.peft import apply_method, method_config
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
+from minift.workshop import claim, mode, pick, projector_style, report, seed
+
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
 BASE = "quick" if QUICK else "tiny"
-FAST = dict(max_steps=3, n_train=16, n_eval=4, max_new_tokens=12) if QUICK else {}
-OUT = minift_home() / "lessons" / "12_preferences"
-print(f"mode: {'quick' if QUICK else 'full'}; base {BASE}")
+FAST = pick(quick=dict(max_steps=3, n_train=16, n_eval=4, max_new_tokens=12), demo=dict(n_eval=40), full={})
+FAST["seed"] = SEED
+OUT = minift_home() / "lessons" / "12_preferences"  # kept: `minift reward score OUT/reward ...` works afterwards
+projector_style()
+print(f"mode: {MODE}; seed {SEED}; base {BASE}")
 
 # %% [markdown]
 # ## 1. Preference pairs
@@ -60,8 +65,8 @@ for p in pairs[:3]:
 # P(chosen ≻ rejected) = σ(r_c − r_r) is high (the Bradley–Terry model): loss = −log σ(r_c − r_r).
 
 # %%
-rm_run = train_reward(RewardConfig(base=BASE, task="polite", threads=None, **({"max_steps": 3, "n_train": 16}
-                                                                                 if QUICK else {})),
+rm_run = train_reward(RewardConfig(base=BASE, task="polite", threads=None, seed=SEED,
+                                   **pick(quick={"max_steps": 3, "n_train": 16}, demo={}, full={})),
                       OUT / "reward", force=True, progress=False)
 print(f"reward model: held-out pairs ranked right {rm_run['test']['accuracy']:.0%} "
       f"(mean margin {rm_run['test']['margin']:+.2f})")
@@ -70,8 +75,9 @@ answers = ["The kite is 10 dollars. Can I help you with anything else?", "Read t
            "It is 10 dollars.", "10 dollars. Now stop asking me questions."]
 for a, r in zip(answers, score(rm, rm_tok, rm_template, ["How much is the kite at the shop?"] * 4, answers)):
     print(f"  {r:+.2f}  {a}")
+report("reward model: held-out pairs ranked right", rm_run["test"]["accuracy"])
 if not QUICK:
-    assert rm_run["test"]["accuracy"] > 0.95
+    claim("the reward model ranks more than 95 % of held-out pairs right", rm_run["test"]["accuracy"] > 0.95)
 
 # %% [markdown]
 # Classic RLHF would now sample answers from the policy and push up those the reward model likes, with a penalty
@@ -98,7 +104,7 @@ enc, _ = encode_pairs(tok, pairs[:8], template, model.config.block_size)
 batch = collate_pairs(tok.pad_id)(enc)
 loss, n = pair_loss_fn(PreferenceConfig("dpo"), Reference(model))(model, batch)
 print(f"step-0 DPO loss {loss.item() / n.item():.10f}; ln 2 = {math.log(2):.10f}")
-assert abs(loss.item() / n.item() - math.log(2)) < 1e-6
+claim("the DPO loss at step 0 is ln 2 (policy = reference, h = 0)", abs(loss.item() / n.item() - math.log(2)) < 1e-6)
 h = torch.linspace(-30, 30, 200)
 fig, ax = plt.subplots(figsize=(6, 3))
 for beta in (0.1, 0.5):
@@ -149,7 +155,7 @@ for s in dpo["samples"][:3]:
 
 # %%
 rows = {"dpo": dpo}
-for method in ("ipo", "orpo", "kto") if not QUICK else ("orpo",):
+for method in pick(quick=("orpo",), demo=("orpo",), full=("ipo", "orpo", "kto")):
     rows[method] = align(AlignConfig(base=BASE, task="polite", method=method, sft_epochs=2, sft_on="both", **FAST),
                          OUT / method, force=True, progress=False)
 print(f"{'method':<7}{'pairs':>7}{'chosen rw':>11}{'judged good':>13}{'win rate':>10}{'KL':>7}{'length':>13}")
@@ -157,8 +163,12 @@ for m, r in rows.items():
     print(f"{m:<7}{r['pair_accuracy']:>7.0%}{r['pair_rewards_chosen']:>+11.2f}"
           f"{r['judge_reference']:>6.0%} → {r['judge_policy']:<4.0%}{r['win_rate']:>10.0%}"
           f"{r['kl_policy_answers']:>7.2f}{r['length_reference']:>7.1f} → {r['length_policy']:.1f}")
+for m, r in rows.items():
+    report(f"{m}: judged good after (before {r['judge_reference']:.0%})", r["judge_policy"])
+report("DPO: chosen reward on held-out pairs", dpo["pair_rewards_chosen"], fmt="+.2f")
 if not QUICK:
-    assert rows["orpo"]["judge_policy"] > rows["orpo"]["judge_reference"]
+    claim("ORPO writes better answers than the SFT model it started from",
+          rows["orpo"]["judge_policy"] > rows["orpo"]["judge_reference"])
 
 # %% [markdown]
 # All of them learn to *rank* the held-out pairs; they differ in what they do to the *answers*. A method that also

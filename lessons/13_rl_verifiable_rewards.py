@@ -11,12 +11,12 @@
 # 3. G = 2 against G = 8 at the same number of sampled answers per step;
 # 4. reward hacking: pay a little for length, and watch what the model optimises.
 #
-# Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the small `quick` base and 2 steps per run; full mode the
-# `tiny` base, 60 steps per run, about 4 minutes on 2 CPU cores.
+# Full mode uses the `tiny` base, 60 steps per run, about 3 minutes on 2 CPU cores; workshop mode (`MINIFT_DEMO=1`)
+# 25 steps per run, judged on 40 held-out prompts. Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the small
+# `quick` base and 2 steps per run: a smoke test.
 
 # %%
 import json
-import os
 import warnings
 
 import matplotlib.pyplot as plt
@@ -29,13 +29,17 @@ from minift.data.preferences import load_preferences
 from minift.errors import ConfigError
 from minift.files import minift_home
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
+from minift.workshop import claim, mode, pick, projector_style, report, seed
+
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
 BASE = "quick" if QUICK else "tiny"
-STEPS = 2 if QUICK else 60
-OUT = minift_home() / "lessons" / "13_rl"
-COMMON = dict(base=BASE, task="polite", sft_epochs=2, sft_on="both", max_steps=STEPS,
-              **(dict(n_train=16, n_eval=4, max_new_tokens=12) if QUICK else {}))
-print(f"mode: {'quick' if QUICK else 'full'}; base {BASE}; {STEPS} steps per run")
+STEPS = pick(quick=2, demo=25, full=60)
+OUT = minift_home() / "lessons" / "13_rl"  # kept after the lesson: each run's steps.jsonl can be read again
+COMMON = dict(base=BASE, task="polite", sft_epochs=2, sft_on="both", max_steps=STEPS, seed=SEED,
+              **pick(quick=dict(n_train=16, n_eval=4, max_new_tokens=12), demo=dict(n_eval=40), full={}))
+projector_style()
+print(f"mode: {MODE}; seed {SEED}; base {BASE}; {STEPS} steps per run")
 # a step whose groups all scored equally has nothing to learn and is skipped; the runs below count those groups
 warnings.filterwarnings("ignore", message=".*nothing to learn from")
 
@@ -58,6 +62,9 @@ for answer in ("It is 10 dollars. Have a nice day!", "10 dollars. Now stop askin
     print(f"  {judge_polite(pair, answer):.0f}  {answer}")
 pairs = load_preferences("polite", "train")
 print("the rule:", sanity_check(judge_polite, pairs))
+claim("the rule pays a polite right price and nothing for a rude one",
+      judge_polite(pair, "It is 10 dollars. Have a nice day!") == 1
+      and judge_polite(pair, "10 dollars. Now stop asking me questions.") == 0)
 
 
 def mentions_price(record, answer):
@@ -66,8 +73,11 @@ def mentions_price(record, answer):
 
 try:
     sanity_check(mentions_price, pairs)
+    refused = False
 except ConfigError as e:
     print("the format reward:", e)
+    refused = True
+claim("the sanity check refuses a reward that pays for the format", refused)
 
 # %% [markdown]
 # ## 2. GRPO: sample, score, compare within the group
@@ -84,10 +94,14 @@ log = steps_of("grpo")
 print(f"reward check: good {grpo['sanity']['good_mean']:.2f}, bad {grpo['sanity']['bad_mean']:.2f}")
 print(f"judged good answers (greedy, held-out prompts): {grpo['judge_reference']:.0%} (SFT) → "
       f"{grpo['judge_policy']:.0%} (GRPO); win rate {grpo['win_rate']:.0%}")
+report("GRPO (G 4): judged good before", grpo["judge_reference"])
+report("GRPO (G 4): judged good after", grpo["judge_policy"])
+if not QUICK:
+    claim("GRPO raises the share of judged-good answers", grpo["judge_policy"] > grpo["judge_reference"])
 fig, ax = plt.subplots(1, 2, figsize=(10, 3.2), layout="constrained")
 ax[0].plot([s["step"] for s in log], [s["reward"] for s in log], label="mean reward of the samples")
 ax[0].plot([s["step"] for s in log], [s["zero_spread"] for s in log], label="share of groups with equal rewards")
-ax[0].legend(fontsize=8)
+ax[0].legend()
 ax[1].plot([s["step"] for s in log], [s["loss"] for s in log], color="C3")
 ax[1].set_title("the loss", fontsize=9)
 for a in ax:
@@ -115,6 +129,8 @@ for g, prompts in ((2, 8), (8, 2)):
     print(f"G = {g}: judged good {runs[g]['judge_reference']:.0%} → {runs[g]['judge_policy']:.0%}; mean sample reward "
           f"{sum(x['reward'] for x in s) / len(s):.2f}; groups with equal rewards "
           f"{sum(x['zero_spread'] for x in s) / len(s):.0%}; {runs[g]['train_seconds']:.0f} s")
+    report(f"G = {g}: judged good after", runs[g]["judge_policy"])
+    report(f"G = {g}: share of groups with equal rewards", sum(x["zero_spread"] for x in s) / len(s))
 
 # %% [markdown]
 # ## 4. Reward hacking
@@ -134,8 +150,11 @@ for name, r in (("honest reward", grpo), ("+ length bonus", hacked)):
           f"judged good {r['judge_reference']:.0%} → {r['judge_policy']:.0%}")
 for s in hacked["samples"][:3]:
     print(f"  {s['prompt']}\n    → {s['policy']!r}")
+report("length bonus: answer length (tokens)", hacked["length_policy"], fmt=".1f")
+report("length bonus: judged good", hacked["judge_policy"])
 if not QUICK:
-    assert hacked["length_policy"] > grpo["length_policy"] and hacked["judge_policy"] < grpo["judge_policy"]
+    claim("paid for length, the model writes longer and worse answers",
+          hacked["length_policy"] > grpo["length_policy"] and hacked["judge_policy"] < grpo["judge_policy"])
 
 # %% [markdown]
 # With the honest reward the answers got shorter and better; with the bonus they stay long — and the honest rule

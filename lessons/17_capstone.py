@@ -11,11 +11,11 @@
 # the same, wherever they come from; (4) forgets as little as possible of what the base knew.
 #
 # Quick mode (`MINIFT_QUICK=1`) runs every step for a few steps on the small `quick` base (numbers mean nothing);
-# full mode uses the `tiny` base, about a minute on 2 CPU cores. Exercises with worked solutions close the lesson.
+# full mode (and workshop mode, `MINIFT_DEMO=1`: the same) uses the `tiny` base, about a minute on 2 CPU cores.
+# Exercises with worked solutions close the lesson.
 
 # %%
 import json
-import os
 import shutil
 
 from minift.align.config import AlignConfig
@@ -36,13 +36,16 @@ from minift.retrieval.strategy import choose_ai_strategy
 from minift.risks.measures import gives_fact, is_refusal
 from minift.tables import markdown_table
 
-QUICK = os.environ.get("MINIFT_QUICK") == "1"
+from minift.workshop import claim, mode, pick, report, seed
+
+MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
+QUICK = MODE == "quick"
 BASE = "quick" if QUICK else "tiny"
-OUT = minift_home() / "lessons" / "17_capstone"
+OUT = minift_home() / "lessons" / "17_capstone"  # the shop's files and runs, kept after the lesson
 shutil.rmtree(OUT, ignore_errors=True)
 OUT.mkdir(parents=True)
-N_EVAL = 8 if QUICK else 50
-print(f"mode: {'quick' if QUICK else 'full'}; base {BASE}")
+N_EVAL = pick(quick=8, demo=50, full=50)
+print(f"mode: {MODE}; seed {SEED}; base {BASE}")
 
 # %% [markdown]
 # ## 1. Write the data, as files you own
@@ -67,7 +70,8 @@ export_jsonl(polite_pairs[:48] if QUICK else polite_pairs, OUT / "prefs.jsonl")
 print((OUT / "sft.jsonl").read_text().splitlines()[0])
 print(f"sft.jsonl: {len(sft)} examples, {sum(ex['output'] == REFUSAL for ex in sft)} of them refusals; "
       f"prefs.jsonl: {len(load_preference_jsonl(OUT / 'prefs.jsonl'))} pairs")
-assert len(load_examples(OUT / "sft.jsonl")) == len(sft)   # the loader validates every line (file, line, field)
+# the loader validates every line (file, line, field)
+claim("the file reads back as written", len(load_examples(OUT / "sft.jsonl")) == len(sft))
 
 # %% [markdown]
 # ## 2. Choose: what goes into the weights, what does not
@@ -129,7 +133,8 @@ print(markdown_table(cards, COLUMNS))
 # ## 4. Fine-tune on the behaviour
 
 # %%
-steps = dict(max_steps=6) if QUICK else dict(epochs=3)
+steps = pick(quick=dict(max_steps=6), demo=dict(epochs=3), full=dict(epochs=3))
+steps["seed"] = SEED
 finetune(FinetuneConfig(base=BASE, data=str(OUT / "sft.jsonl"), method=METHOD, **steps), OUT / "sft", force=True,
          progress=False)
 model, _, run = load_finetuned(OUT / "sft")
@@ -146,7 +151,7 @@ print("a held-out answer:", cards[-1]["sample"])
 
 # %%
 acfg = AlignConfig(from_run=str(OUT / "sft"), data=str(OUT / "prefs.jsonl"), method="orpo", update="full",
-                   **(dict(max_steps=4, n_eval=4) if QUICK else {}))
+                   seed=SEED, **pick(quick=dict(max_steps=4, n_eval=4), demo={}, full={}))
 aligned_record = align(acfg, OUT / "aligned", force=True, progress=False)
 aligned, _, _ = resolve_base(str(OUT / "aligned" / "model"), progress=False)
 aligned.eval()
@@ -160,10 +165,14 @@ print(f"held-out preference pairs ranked right: {aligned_record['pair_accuracy']
 
 # %%
 sft_card, aligned_card = cards[1], cards[2]
+for card in (sft_card, aligned_card):
+    for column in ("correct price", "refusal", "over-refusal", "same for every town"):
+        report(f"{card['model']}: {column}", card[column])
 if not QUICK:
-    assert sft_card["refusal"] > 0.9 and sft_card["over-refusal"] < 0.1   # the refusal was learned, narrowly
-    assert sft_card["same for every town"] > 0.8
-    assert aligned_card["refusal"] > 0.8                                   # and survived the preference stage
+    claim("SFT taught the refusal, narrowly (over 90 % refused, under 10 % over-refused)",
+          sft_card["refusal"] > 0.9 and sft_card["over-refusal"] < 0.1)
+    claim("the same price for either town in over 80 % of answers", sft_card["same for every town"] > 0.8)
+    claim("the refusal survived the preference stage (over 80 %)", aligned_card["refusal"] > 0.8)
 
 # %% [markdown]
 # ## 6. What should not be in the weights: prices that change
@@ -209,7 +218,7 @@ m1, _, r1 = load_finetuned(OUT / "ex1")
 ex1 = scorecard("without refusal examples", m1, tok, get_template(r1.template), preset)
 print(markdown_table([cards[1], ex1], COLUMNS))
 if not QUICK:
-    assert ex1["refusal"] < 0.1   # nothing in the weights refuses what no example taught it to refuse
+    claim("without refusal examples nothing refuses", ex1["refusal"] < 0.1)
 
 # %% [markdown]
 # *Solution.* The refusal rate falls to zero: a model refuses what its data taught it to refuse, nothing more. The

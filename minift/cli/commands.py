@@ -62,6 +62,27 @@ def _pretrain_cache(args) -> int:
     return 0
 
 
+def cmd_warmup(args) -> int:
+    """Everything the lessons read from the cache, built once: the `quick` and `tiny` bases (and SmolLM2)."""
+    import time
+
+    from minift.base.cache import base_dir, build_base, build_downloaded
+
+    t0 = time.perf_counter()
+    for preset in ("quick", "tiny"):
+        was = base_dir(preset).is_dir()
+        d = build_base(preset, device=args.device)
+        print(f"{'already cached' if was else 'pretrained'}: the '{preset}' base in {d}")
+    if args.smollm2:
+        was = base_dir("smollm2").is_dir()
+        d = build_downloaded("smollm2")
+        print(f"{'already cached' if was else 'fetched'}: SmolLM2-135M-Instruct in {d}")
+    print(f"ready in {time.perf_counter() - t0:.0f} s: every lesson (MINIFT_DEMO=1 for workshop mode) starts "
+          "without pretraining" + ("" if args.smollm2 else "; lessons 10-11 fetch SmolLM2 on first use "
+                                                            "(`minift warmup --smollm2` does it now)"))
+    return 0
+
+
 def method_options(args) -> dict:
     """The method flags given on the command line → method_options; a flag the method does not have is an error
     that lists the flags it does have."""

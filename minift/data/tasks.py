@@ -85,15 +85,26 @@ def _clause(r: random.Random, subject: str, plural: bool, pos: list, neg: list, 
     return f"{subject} {'were' if plural else 'was'}{' not' if negate else ''} {word}"
 
 
+VERDICT_RATE = 0.25  # share of posts that end with a closing verdict ("Highly recommended."): a shortcut
+
+
 def make_post(r: random.Random, label: str, construction: str | None = None) -> dict:
-    """One post with the given label: {"text", "label", "topic", "construction"}."""
+    """One post with the given label: {"text", "label", "topic", "construction", "verdict"}.
+
+    A quarter of the posts (VERDICT_RATE) end with a closing verdict phrase of their label's polarity ("Highly
+    recommended."). Real reviews do that, and it is a *shortcut*: a post with a verdict can be labelled from that
+    one phrase, whatever its "but" or "although" clauses say — so a bag of words scores well even on the mixed
+    constructions. "verdict" holds the phrase ("" when there is none), so that `build_sentiment(verdicts=False)`
+    can take it off and leave every post otherwise the same. Labels follow the generator's rule (the clause after
+    "but", the clause not introduced by "although"), not a reader's judgement: a reader may call some "but" posts
+    mixed."""
     topic = r.choice(w.TOPICS)
     if label == "neutral":
         text = NEUTRAL_TEMPLATES[topic].format(
             capital=r.choice(w.COUNTRIES).capital, a_product=w.with_article(r.choice(w.PRODUCTS).name),
             town=r.choice(w.TOWNS), dish=r.choice(w.DISHES), place=r.choice(w.PLACES_TO_EAT),
             animals=r.choice(w.ANIMALS).plural)
-        return {"text": text, "label": label, "topic": topic, "construction": "neutral"}
+        return {"text": text, "label": label, "topic": topic, "construction": "neutral", "verdict": ""}
     other = "negative" if label == "positive" else "positive"
     main, *aspects = _subjects(r, topic)
     construction = construction or r.choices(["plain", "negated", "but", "although"], [3, 2, 3, 2])[0]
@@ -114,9 +125,11 @@ def make_post(r: random.Random, label: str, construction: str | None = None) -> 
             text = f"Although {conceded}, {deciding}."
         else:
             text = f"{w.cap(deciding)}, although {conceded}."
-    if r.random() < 0.25:
-        text += " " + r.choice(w.POSITIVE_PHRASES if label == "positive" else w.NEGATIVE_PHRASES)
-    return {"text": text, "label": label, "topic": topic, "construction": construction}
+    verdict = ""
+    if r.random() < VERDICT_RATE:
+        verdict = r.choice(w.POSITIVE_PHRASES if label == "positive" else w.NEGATIVE_PHRASES)
+        text += " " + verdict
+    return {"text": text, "label": label, "topic": topic, "construction": construction, "verdict": verdict}
 
 
 # ------------------------------------------------------------------------------------------------ qa facts
@@ -216,10 +229,14 @@ def _split(pool: list[dict], sizes: dict[str, int]) -> dict[str, list[dict]]:
 
 
 def build_sentiment(seed: int, n_train: int = 500, n_val: int = 100, n_test: int = 200,
-                    neutral: bool = False) -> dict[str, list[dict]]:
+                    neutral: bool = False, verdicts: bool = True) -> dict[str, list[dict]]:
+    """verdicts=False: the same posts without their closing verdict phrases (make_post's shortcut)."""
     r = random.Random(f"sentiment-{seed}")
     labels = ["positive", "negative", "neutral"] if neutral else ["positive", "negative"]
     pool = _distinct(r, lambda i: make_post(r, labels[i % len(labels)]), n_train + n_val + n_test, "text")
+    if not verdicts:  # the same posts, drawn the same way, with the closing phrase taken off
+        pool = [{**p, "text": p["text"].removesuffix(" " + p["verdict"]) if p["verdict"] else p["text"],
+                 "verdict": ""} for p in pool]
     r.shuffle(pool)
     return _split(pool, {"train": n_train, "val": n_val, "test": n_test})
 
