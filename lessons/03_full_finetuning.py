@@ -177,16 +177,18 @@ for prompt in ["Q: What is the capital of France?\nA:", "Customer: How much does
 # **Early stopping** measures the validation loss every few steps, remembers the best checkpoint, and stops once
 # it has not improved for `patience` evaluations in a row. The model you keep is the best checkpoint, not the last
 # one. (`finetune` always reloads the best checkpoint at the end, with or without patience; patience only saves the
-# wasted steps.) Both runs below see the same batches; the second stops early.
+# wasted steps.) Both runs below see the same batches; the second stops early. The validation loss of 100 posts is
+# noisy from one evaluation to the next, so patience is counted generously — ten evaluations, 40 steps: with five,
+# this run stops at an early dip and keeps a checkpoint barely better than a coin.
 
 # %%
 SMALL = pick(quick=32, demo=250, full=250)  # training posts
 small_epochs = pick(quick=2.0, demo=6.0, full=8.0)
 small = dict(n_train=SMALL, lr=LR_RIGHT, epochs=small_epochs, eval_every=pick(quick=2, demo=4, full=4))
 overfit = run("small_set", **small)
-stopped = run("small_set_es", **small, patience=5)
+stopped = run("small_set_es", **small, patience=10)
 print(f"without patience: {overfit['steps']} steps, stop reason: {overfit['stop_reason']}")
-print(f"with patience 5:  {stopped['steps']} steps, stop reason: {stopped['stop_reason']}; kept the checkpoint of "
+print(f"with patience 10: {stopped['steps']} steps, stop reason: {stopped['stop_reason']}; kept the checkpoint of "
       f"step {stopped['best_step']} (validation loss {stopped['val_loss']:.3f}; at the end of the long run it was "
       f"{overfit['final_val_loss']:.3f})")
 claim("the kept checkpoint is the best evaluation, never a later one",
@@ -195,7 +197,7 @@ fig, ax = plt.subplots(figsize=(10, 4.5))
 ax.plot(*zip(*overfit["train_curve"]), label=f"training loss ({SMALL} training posts)", color="tab:blue", alpha=0.6)
 ax.plot(*zip(*overfit["val_curve"]), "o-", label="validation loss (100 validation posts)", color="tab:orange")
 ax.axvline(overfit["best_step"], color="black", ls=":", label=f"best checkpoint (step {overfit['best_step']})")
-ax.axvline(stopped["steps"], color="grey", ls="-.", label=f"patience 5 stops (step {stopped['steps']})")
+ax.axvline(stopped["steps"], color="grey", ls="-.", label=f"patience 10 stops (step {stopped['steps']})")
 ax.axhline(math.log(2), color="grey", ls="--", lw=1, label="ln 2 (a coin flip)")
 ax.set_xlabel("step")
 ax.set_ylabel("cross-entropy")
@@ -254,10 +256,10 @@ print(f"(all 500 posts, {EPOCHS} epochs, section 1: {runs['lr right']['metrics']
 # %% [markdown]
 # **Look at** where the curves part and at the two checkpoints. The training loss keeps falling towards zero: the
 # model tells its 250 posts apart and has memorised their labels. The validation loss reaches its minimum well
-# below ln 2 and then climbs. The last checkpoint is not much less *accurate* than the best — memorising a few
-# hundred posts does not erase what they taught — but it is worse where it matters for trust: it has grown
-# **confident** on every post, the ones it gets wrong included, so its test loss is higher and more of its mistakes
-# come with a probability above 0.9. Overfitting shows first in the loss, before (and sometimes without) the
+# below ln 2 and then climbs. The last checkpoint is about as *accurate* as the best — a point or two either way:
+# memorising a few hundred posts does not erase what they taught — but it is worse where it matters for trust: it
+# has grown **confident** on every post, the ones it gets wrong included, so its test loss is higher and more of
+# its mistakes come with a probability above 0.9. Overfitting shows first in the loss, before (and sometimes without) the
 # accuracy. Early stopping keeps the checkpoint at the minimum and, with patience, saves the wasted steps. It cannot
 # create knowledge the data does not contain, though: compare with section 1's run on all 500 posts. More (and
 # more varied) data is the real cure; early stopping is the safeguard.

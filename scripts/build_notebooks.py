@@ -15,6 +15,9 @@ Usage (from the repository root):
     python scripts/build_notebooks.py --only 01    # just the lessons whose name starts with 01
     python scripts/build_notebooks.py --no-execute # cells only, no outputs
     python scripts/build_notebooks.py --check      # exit 1 if a notebook's cells differ from its source
+    python scripts/build_notebooks.py --refresh-markdown --only 05   # prose edits only: copy the source's markdown
+                                                   # cells into the notebook, keep every stored output; refused
+                                                   # when a code cell changed (that needs a real rebuild)
 
 Figures: the kernel is started without MPLBACKEND, so ipykernel selects matplotlib's inline backend and every
 figure a cell draws (lessons end a plot with `plt.show()`) is stored in the notebook as a PNG. No magic is needed
@@ -122,6 +125,8 @@ def execute(nb, cwd: Path, quick: bool, timeout: int) -> None:
 
     # the kernel inherits this process's environment
     os.environ["MINIFT_QUICK"] = "1" if quick else "0"
+    for name in ("MINIFT_DEMO", "MINIFT_SEED", "MINIFT_RESULTS"):  # a stored notebook is full (or quick) mode, seed 0
+        os.environ.pop(name, None)
     os.environ.pop("MPLBACKEND", None)  # let ipykernel pick the inline backend so figures land in the notebook
     # tqdm.auto warns once per kernel that ipywidgets is missing (it then draws text bars): noise, not lesson
     os.environ["PYTHONWARNINGS"] = "ignore:IProgress not found"
@@ -201,6 +206,34 @@ def check(paths: list[Path]) -> list[str]:
     return problems
 
 
+def refresh_markdown(py: Path) -> str | None:
+    """Copy the markdown cells of `py` into its notebook, keeping the notebook's code cells and their outputs.
+    Returns a problem (and writes nothing) when the cell kinds or any code cell differ: outputs would then describe
+    code that is no longer there."""
+    import nbformat
+
+    from minift.files import atomic_path
+
+    ipynb = py.with_suffix(".ipynb")
+    if not ipynb.exists():
+        return f"{ipynb.name}: missing; build it first"
+    want = parse_percent(py)
+    nb = nbformat.read(ipynb, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type in ("code", "markdown")]
+    if [k for k, _ in want] != [c.cell_type for c in cells]:
+        return f"{ipynb.name}: the cells of {py.name} are not the notebook's (added, removed or moved): rebuild it"
+    changed = [i for i, ((kind, src), c) in enumerate(zip(want, cells)) if kind == "code" and src != c.source]
+    if changed:
+        return f"{ipynb.name}: code cell {changed[0]} of {py.name} changed: its outputs are stale; rebuild it"
+    for (kind, src), c in zip(want, cells):
+        if kind == "markdown":
+            c.source = src
+    with atomic_path(ipynb) as tmp:
+        tmp.write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
+        tmp.chmod(0o644)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="run the lessons with MINIFT_QUICK=1 (small settings)")
@@ -208,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-execute", action="store_true", help="write the cells without running them")
     ap.add_argument("--check", action="store_true", help="compare notebooks with their sources; run nothing")
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell (default 900)")
+    ap.add_argument("--refresh-markdown", action="store_true",
+                    help="copy the sources' markdown cells into the notebooks, keep the outputs; run nothing")
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
@@ -222,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         for p in problems:
             print(p, file=sys.stderr)
         print(f"checked {len(paths)} notebook(s): {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        return 1 if problems else 0
+    if args.refresh_markdown:
+        problems = [p for p in map(refresh_markdown, paths) if p]
+        for p in problems:
+            print(p, file=sys.stderr)
+        print(f"refreshed the markdown of {len(paths) - len(problems)} notebook(s)")
         return 1 if problems else 0
 
     import nbformat

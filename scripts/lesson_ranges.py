@@ -5,6 +5,7 @@ runtime.
     python scripts/lesson_ranges.py --only 03 05 --seeds 0 1 2 --out runs/ranges
     python scripts/lesson_ranges.py --mode full --only 04  the same, in full mode
     python scripts/lesson_ranges.py --summarize runs/ranges   the table again, from what is already there
+    python scripts/lesson_ranges.py --solutions --seeds 0     the worked solutions (lessons/solutions/) instead
 
 Each lesson runs as a script (MINIFT_DEMO=1 or full mode, MINIFT_SEED=s, MPLBACKEND=Agg) in a subprocess with
 OMP_NUM_THREADS = --threads (default 2: the 2-core laptop the README's runtimes are for). The numbers the lesson
@@ -34,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def lessons(only: list[str] | None) -> list[Path]:
-    found = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+def lessons(only: list[str] | None, solutions: bool = False) -> list[Path]:
+    found = sorted((ROOT / "lessons" / ("solutions" if solutions else "")).glob("[0-9][0-9]_*.py"))
     return [p for p in found if not only or p.name[:2] in only]
 
 
@@ -101,12 +102,13 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "lesson_ranges")
     ap.add_argument("--summarize", type=Path, help="only rebuild ranges.md from an earlier --out")
+    ap.add_argument("--solutions", action="store_true", help="run lessons/solutions/NN_*.py instead of the lessons")
     args = ap.parse_args()
     if args.summarize:
         print(summarize(args.summarize))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    for lesson in lessons(args.only):
+    for lesson in lessons(args.only, args.solutions):
         for s in args.seeds:
             row = run_one(lesson, s, args.mode, args.out.resolve(), args.threads)
             print(json.dumps(row), flush=True)

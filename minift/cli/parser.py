@@ -87,7 +87,8 @@ def _finetune_parser(sub) -> None:
                                                                         "without improvement")
     s.add_argument("--max-len", type=_positive_int, default=None, help="tokens per example (unset: the context)")
     s.add_argument("--n-train", type=_positive_int, default=None, help="train on a random subset of this size")
-    s.add_argument("--n-eval", type=_positive_int, default=None, help="score only this many test examples")
+    s.add_argument("--n-eval", type=_positive_int, default=None,
+                   help="score only this many validation and test examples")
     s.add_argument("--train-on-prompt", action="store_true", help="instruction tasks: also train on prompt tokens")
     s.add_argument("--template", default=d["template"], choices=["auto", *TEMPLATES],
                    help="instruction prompt layout; auto: chatml for a chat model, else alpaca for a context of ≥ 256 "
@@ -157,7 +158,8 @@ def _compare_parser(sub) -> None:
     s.add_argument("--batch-size", type=_positive_int, default=None,
                    help=f"examples per batch (unset: {FINETUNE_DEFAULTS['batch_size']})")
     s.add_argument("--n-train", type=_positive_int, default=None, help="train on a random subset of this size")
-    s.add_argument("--n-eval", type=_positive_int, default=None, help="score only this many test examples")
+    s.add_argument("--n-eval", type=_positive_int, default=None,
+                   help="score only this many validation and test examples")
     s.add_argument("--device", default=None, help="auto, cpu, cuda or mps (unset: auto)")
     _compute_args(s)
     s.add_argument("--in-process", action="store_true",

@@ -62,7 +62,7 @@ class FinetuneConfig:
     dtype: str = "auto"                # forward precision: auto (bf16 on a capable GPU, else fp32), fp32, bf16
     threads: int | None = None         # torch intra-op threads for this process; None → torch's default
     n_train: int | None = None         # a seeded random subset of the training split
-    n_eval: int | None = None          # score only the first n_eval examples of each test split
+    n_eval: int | None = None          # score only the first n_eval examples of each split (val and test)
 
     def __post_init__(self):
         def need(ok, msg):

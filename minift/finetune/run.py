@@ -102,17 +102,18 @@ def build_model(config: FinetuneConfig, gpt, tok, td: TaskData):
 
 
 def make_batches(config: FinetuneConfig, model, tok, td: TaskData, template, cfg=None):
-    """(loss_fn, train_batches, val_batches, data stats) for the task's kind; a method may wrap the SFT loss."""
+    """(loss_fn, train_batches, val_batches, data stats) for the task's kind; a method may wrap the SFT loss.
+    n_eval caps the validation split as it caps the test splits (a large model's validation pass is not cheap)."""
     max_len = config.max_len or model.config.block_size - context_reserve(model)
     if td.kind == "labelled":
         collate = classify_collate(tok.pad_id)
         train_enc = encode_labelled(tok, td.splits["train"], td.labels, max_len)
-        val_enc = encode_labelled(tok, td.splits["val"], td.labels, max_len)
+        val_enc = encode_labelled(tok, td.splits["val"][:config.n_eval], td.labels, max_len)
         loss_fn, stats = classify_loss_fn, {"n_train": len(train_enc)}
     else:
         collate = sft_collate(tok.pad_id)
         train_enc, stats = encode_dataset(tok, td.splits["train"], template, max_len, config.train_on_prompt)
-        val_enc, _ = encode_dataset(tok, td.splits["val"], template, max_len, config.train_on_prompt)
+        val_enc, _ = encode_dataset(tok, td.splits["val"][:config.n_eval], template, max_len, config.train_on_prompt)
         loss_fn = sft_loss_fn if cfg is None else cfg.wrap_sft_loss(sft_loss_fn)
         stats = {"n_train": len(train_enc), **stats}
     bs = config.batch_size

@@ -1,6 +1,6 @@
 """The package layering, read from the source with `ast` (no imports run), so that it fails with the import named.
 
-    foundation (minift/__init__, errors, files, lazy, plots, tables)
+    foundation (minift/__init__, errors, files, lazy, plots, tables, workshop)
       ← data ← model ← training, quant ← base, peft ← finetune ← compare ← cli ← __main__
 
 A module may import from its own package and from packages on its left, never from one on its right or beside it
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "minift"
-FOUNDATION = {"minift", "minift.errors", "minift.files", "minift.lazy", "minift.plots", "minift.tables"}
+FOUNDATION = {"minift", "minift.errors", "minift.files", "minift.lazy", "minift.plots", "minift.tables", "minift.workshop"}
 RANK = {"data": 1, "model": 2, "training": 3, "quant": 3, "base": 4, "peft": 4, "finetune": 5, "align": 6, "retrieval": 6, "continual": 6,
         "compare": 7, "risks": 7, "cli": 8, "__main__": 9}
 # weight-file formats and the package that reads them (the tokenizer's own JSON files are not weights)

@@ -249,3 +249,14 @@ def test_the_base_side_of_the_forgetting_probe_is_measured_once_per_base(tmp_pat
         f.write_text("{not json", encoding="utf-8")
     third, _ = run(tmp_path, "c", task="qa", method="lora", max_steps=2, eval_every=2)
     assert len(calls) == 2 and third["forgetting"]["before_loss"] == first["forgetting"]["before_loss"]
+
+
+def test_n_eval_caps_validation_as_well_as_test(quick_base):
+    """A real model's validation pass is not cheap: n_eval scores only the first examples of the val split too."""
+    model, tok = load_base("quick")
+    td = load_task_data("sentiment")
+    for n_eval, want in ((5, 5), (None, len(td.splits["val"]))):
+        cfg = FinetuneConfig(base="quick", task="sentiment", max_steps=1, n_eval=n_eval, batch_size=4)
+        clf = Classifier(model, td.labels)
+        _, _, val, _ = ft.make_batches(cfg, clf, tok, td, None)
+        assert sum(b[0].size(0) for b in val) == want

@@ -1,5 +1,6 @@
-"""Lessons are product: every `lessons/NN_topic.py` has a generated notebook whose cells equal its source, and
-every lesson runs to the end in quick mode.
+"""Lessons are product: every `lessons/NN_topic.py` has a generated notebook whose cells equal its source, every
+lesson runs to the end in quick mode checking its key claims, and every lesson has exercises with worked solutions
+(`lessons/solutions/NN_topic.py`) that run in quick mode too.
 
 Quick mode runs each lesson as a plain script (MINIFT_QUICK=1, MPLBACKEND=Agg) in a subprocess, with the session's
 temporary MINIFT_HOME, so the `quick` base model is pretrained at most once per test run and no user cache is read.
@@ -20,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+SOLUTIONS = sorted((ROOT / "lessons" / "solutions").glob("[0-9][0-9]_*.py"))
 QUICK_TIMEOUT_S = 300  # generous: a quick lesson takes seconds, but the machine may be busy
 # lessons on the 135M-parameter real model gain from a second core when the suite runs one test at a time (under
 # pytest -n every lesson gets one thread); the toy lessons stay on one thread, where their small matrices run fastest
@@ -98,6 +100,23 @@ def test_stored_outputs_are_cleaned():
         "text"] == "<minift>/minift/x.py:3: W"
 
 
+def test_refresh_markdown_keeps_outputs_and_refuses_changed_code(tmp_path):
+    import nbformat
+
+    src = tmp_path / "99_demo.py"
+    src.write_text("# %% [markdown]\n# old words\n\n# %%\nprint(1)\n", encoding="utf-8")
+    nb = builder.build_notebook(builder.parse_percent(src), mode="full")
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    nb.cells[1].execution_count = 1
+    src.with_suffix(".ipynb").write_text(nbformat.writes(nb), encoding="utf-8")
+    src.write_text("# %% [markdown]\n# new words\n\n# %%\nprint(1)\n", encoding="utf-8")
+    assert builder.refresh_markdown(src) is None
+    again = nbformat.read(src.with_suffix(".ipynb"), as_version=4)
+    assert again.cells[0].source == "new words" and again.cells[1].outputs[0]["text"] == "1\n"
+    src.write_text("# %% [markdown]\n# new words\n\n# %%\nprint(2)\n", encoding="utf-8")
+    assert "code cell 1" in builder.refresh_markdown(src)
+
+
 # -- the committed notebooks -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
@@ -130,16 +149,49 @@ def test_notebook_was_executed(lesson):
 
 # -- every lesson runs in quick mode ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
-def test_lesson_runs_quick(lesson, minift_home, tmp_path):
+def run_quick(script: Path, minift_home: Path, tmp_path: Path) -> list[dict]:
+    """Run a lesson (or a solution) as a script in quick mode; return what it claimed and reported
+    (minift.workshop writes them to MINIFT_RESULTS)."""
     # one intra-op thread: quick-mode models are too small to gain from two, and when other tests run at the
     # same time, two spinning threads per process make everything several times slower
     parallel = "PYTEST_XDIST_WORKER" in os.environ  # under pytest -n, the other worker needs the other core
+    results = tmp_path / "results.jsonl"
     env = dict(os.environ, MINIFT_QUICK="1", MPLBACKEND="Agg", MINIFT_HOME=str(minift_home),
-               PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1" if parallel else THREADS.get(lesson.stem, "1"))
-    proc = subprocess.run([sys.executable, str(lesson)], cwd=tmp_path, env=env, capture_output=True, text=True,
+               MINIFT_RESULTS=str(results), PYTHONWARNINGS="ignore",
+               OMP_NUM_THREADS="1" if parallel else THREADS.get(script.stem, "1"))
+    env.pop("MINIFT_DEMO", None)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=QUICK_TIMEOUT_S)
-    if proc.returncode != 0 and "minift.base.download.DownloadError" in proc.stderr:  # lesson 10, offline
-        pytest.skip(f"{lesson.name} needs SmolLM2, which could not be fetched here: {proc.stderr.strip()[-300:]}")
-    assert proc.returncode == 0, f"{lesson.name} failed in quick mode:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    if proc.returncode != 0 and "minift.base.download.DownloadError" in proc.stderr:  # SmolLM2, offline
+        pytest.skip(f"{script.name} needs SmolLM2, which could not be fetched here: {proc.stderr.strip()[-300:]}")
+    assert proc.returncode == 0, f"{script.name} failed in quick mode:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     assert proc.stdout.strip(), "a lesson should print what it shows"
+    return [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()] if results.exists() else []
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lesson_runs_quick_and_checks_its_claims(lesson, minift_home, tmp_path):
+    """Quick mode cannot show results (its models train for seconds), so its claims are the mechanics: an
+    identity, a closed form, a shape, a refusal. Every lesson checks at least two, and reports its headline
+    numbers (the ones scripts/lesson_ranges.py gathers over seeds)."""
+    records = run_quick(lesson, minift_home, tmp_path)
+    claims = [r for r in records if r["kind"] == "claim"]
+    assert len(claims) >= 2 and all(r["ok"] for r in claims), f"{lesson.name} checks too few claims: {claims}"
+    assert all(r["mode"] == "quick" for r in records)
+    assert any(r["kind"] == "number" for r in records), f"{lesson.name} reports no headline number"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
+def test_solution_runs_quick(solution, minift_home, tmp_path):
+    records = run_quick(solution, minift_home, tmp_path)
+    assert any(r["kind"] == "claim" for r in records), f"{solution.name} checks nothing"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_every_lesson_has_exercises_with_solutions_and_says_what_to_expect(lesson):
+    text = lesson.read_text(encoding="utf-8")
+    solution = ROOT / "lessons" / "solutions" / lesson.name
+    assert solution.is_file(), f"{lesson.name} has no worked solutions in lessons/solutions/"
+    assert "*Expect:*" in solution.read_text(encoding="utf-8"), "each exercise says what to expect"
+    assert "## What you should see" in text, f"{lesson.name} has no 'What you should see' section"
+    assert "lessons/solutions/" in text, f"{lesson.name} does not point to its solutions"

@@ -1,0 +1,79 @@
+# %% [markdown]
+# # Lesson 16 — exercises with worked solutions
+#
+# The risk studies of lesson 16 on the `tiny` base. Full mode about 3 minutes on 2 CPU cores; workshop mode
+# (`MINIFT_DEMO=1`) smaller sweeps; `MINIFT_QUICK=1` runs a small random model for a few steps (a smoke test).
+
+# %%
+import atexit
+import copy
+import shutil
+import tempfile
+from pathlib import Path
+
+from minift.base.cache import resolve_base
+from minift.model import GPT, GPTConfig
+from minift.risks.bias import COLUMNS as BIAS_COLUMNS, bias_study
+from minift.risks.config import BiasConfig, UnalignConfig
+from minift.risks.unalign import COLUMNS as UNALIGN_COLUMNS, unalign_study
+from minift.tables import markdown_table
+from minift.training import seed_everything
+from minift.workshop import claim, mode, pick, report, seed
+
+MODE, SEED = mode(), seed()
+QUICK = MODE == "quick"
+OUT = Path(tempfile.mkdtemp(prefix="minift_solutions16_"))
+atexit.register(shutil.rmtree, OUT, ignore_errors=True)
+if QUICK:  # the quick base's 64-token context cannot hold a hiring profile: a small random model, its tokenizer
+    _, tok, _ = resolve_base("quick", progress=False)
+    seed_everything(SEED)
+    base = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=192, n_layer=2, n_head=2, d_model=32))
+else:
+    base, tok, _ = resolve_base("tiny", progress=False)
+print(f"mode: {MODE}; seed {SEED}")
+
+# %% [markdown]
+# **Exercise 1 — where does the decoder switch?** Lesson 16 trained at skews 0.5, 0.7 and 0.9. Fill in 0.6 and
+# 0.8. *Expect:* the model's decisions do not follow the data's lean smoothly: greedy decoding turns any lean the
+# model has learned into an all-or-nothing rule, so the greedy bias jumps towards 1 somewhere between 0.6 and 0.8.
+
+# %%
+config = pick(quick=BiasConfig(skews=(0.6,), mitigations=("none",), n_train=16, n_test=8, epochs=1, seed=SEED),
+              demo=BiasConfig(skews=(0.6, 0.8), mitigations=("none",), seed=SEED),
+              full=BiasConfig(skews=(0.6, 0.8), mitigations=("none",), seed=SEED))
+bias = bias_study(config, OUT / "bias", force=True, progress=False, model_and_tok=(copy.deepcopy(base), tok, "tiny"))
+print(markdown_table(bias["rows"], BIAS_COLUMNS))
+for r in bias["rows"]:
+    if r["mitigation"] == "none":
+        report(f"skew {r['skew p']}: greedy bias", r["greedy bias"])
+        report(f"skew {r['skew p']}: flip rate", r["flip rate"])
+claim("the study reports the data's own lean", all(r["data bias"] is not None for r in bias["rows"]
+                                                    if r["mitigation"] == "none"))
+
+# %% [markdown]
+# *Solution.* Read the greedy-bias column against the data-bias column (numbers above): the model amplifies the
+# lean, and the amplification grows faster than the lean itself — between 0.6 and 0.8 most of the decisions start
+# to follow the town. A small skew in the data is not a small problem in the decisions.
+#
+# **Exercise 2 — the batch size as a safety setting.** Qi et al. found small batches more harmful. Fine-tune the
+# aligned model on 25 benign shop answers with batches of 1 and of 8 (lesson 16 used 8). *Expect:* batch 1 takes 8
+# times as many steps over the same examples and erases more of the refusal.
+
+# %%
+un = pick(quick=UnalignConfig(ks=(2,), kinds=("benign",), n_eval=4, align_epochs=0.1, max_new_tokens=8,
+                              batch_sizes=(1, 2), sweep_k=2, seed=SEED),
+          demo=UnalignConfig(ks=(25,), kinds=("benign",), batch_sizes=(1, 8), sweep_k=25, seed=SEED),
+          full=UnalignConfig(ks=(25,), kinds=("benign",), batch_sizes=(1, 8), sweep_k=25, seed=SEED))
+study = unalign_study(un, OUT / "unalign", force=True, progress=False, model_and_tok=(copy.deepcopy(base), tok,
+                                                                                     "tiny"))
+print(markdown_table(study["rows"], UNALIGN_COLUMNS))
+batch = {r["batch"]: r for r in study["rows"] if r["arm"] == "batch"}
+for b, r in batch.items():
+    report(f"benign, batch {b}: refusal", r["refusal"])
+if not QUICK:
+    claim("a batch of 1 erases more of the refusal than a batch of 8", batch[1]["refusal"] < batch[8]["refusal"])
+
+# %% [markdown]
+# *Solution.* With batches of one the refusal falls much further (numbers above): eight times the steps at the
+# same learning rate move the weights further from the aligned model, whatever the examples say. A provider who
+# fine-tunes for customers must fix the batch size and learning rate, not only screen the data.
