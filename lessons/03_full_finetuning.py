@@ -256,13 +256,15 @@ print(f"(all 500 posts, {EPOCHS} epochs, section 1: {runs['lr right']['metrics']
 # %% [markdown]
 # **Look at** where the curves part and at the two checkpoints. The training loss keeps falling towards zero: the
 # model tells its 250 posts apart and has memorised their labels. The validation loss reaches its minimum well
-# below ln 2 and then climbs. The last checkpoint is about as *accurate* as the best — a point or two either way:
+# below ln 2 and then climbs. The last checkpoint is about as *accurate* as the best — often a point or two more:
 # memorising a few hundred posts does not erase what they taught — but it is worse where it matters for trust: it
 # has grown **confident** on every post, the ones it gets wrong included, so its test loss is higher and more of
-# its mistakes come with a probability above 0.9. Overfitting shows first in the loss, before (and sometimes without) the
-# accuracy. Early stopping keeps the checkpoint at the minimum and, with patience, saves the wasted steps. It cannot
-# create knowledge the data does not contain, though: compare with section 1's run on all 500 posts. More (and
-# more varied) data is the real cure; early stopping is the safeguard.
+# its mistakes come with a probability above 0.9. Overfitting shows first in the loss, before (and sometimes
+# without) the accuracy. Early stopping keeps the checkpoint at the minimum and, with patience, saves the wasted
+# steps. (Were accuracy all you ship, you could select the checkpoint on validation accuracy instead; minift
+# selects on the loss, which also punishes overconfidence.) It cannot create knowledge the data does not contain,
+# though: compare with section 1's run on all 500 posts. More (and more varied) data is the real cure; early
+# stopping is the safeguard.
 #
 # ## 4. Freezing all but the last k blocks
 #

@@ -247,14 +247,16 @@ for into, r in trap.items():
           f"max logit drift {r['drift']:.3f}")
 claim("merging into the dequantised weights reproduces the trained model", trap["dequantized"]["drift"] < 1e-3)
 report("re-quantised merge: share of the update kept", trap["requantized"]["kept"])
-if not QUICK:
+if MODE == "full":  # SmolLM2: a small update on a large model (workshop mode's tiny base: see below)
     claim("a re-quantised merge keeps less than half of the update; the original weights drift",
           trap["requantized"]["kept"] < 0.5 and trap["original"]["drift"] > 1e-2)
 
 # %% [markdown]
 # Re-quantising keeps only part of the update and adds rounding noise larger than the update itself; merging into
 # the original weights keeps the update but brings back the whole quantisation error the adapter had learned to
-# live with. Only the dequantised merge reproduces the trained model — at float size. The honest options are to
+# live with. Only the dequantised merge reproduces the trained model — at float size. (In workshop mode the run is
+# on the `tiny` base, whose update after 60 steps is large compared with one NF4 step: re-quantising then keeps
+# nearly all of it. The trap is a property of small updates on large models — exactly QLoRA's use case.) The honest options are to
 # serve the 4-bit base with the adapter unmerged, or to merge into the dequantised weights and accept the size.
 #
 # ## What to try next

@@ -106,6 +106,8 @@ loss, n = pair_loss_fn(PreferenceConfig("dpo"), Reference(model))(model, batch)
 print(f"step-0 DPO loss {loss.item() / n.item():.10f}; ln 2 = {math.log(2):.10f}")
 claim("the DPO loss at step 0 is ln 2 (policy = reference, h = 0)", abs(loss.item() / n.item() - math.log(2)) < 1e-6)
 h = torch.linspace(-30, 30, 200)
+claim("−log σ(βh) is ln 2 at h = 0 and falls as h grows", abs(dpo_loss(torch.zeros(1), 0.1).item() - math.log(2))
+      < 1e-6 and bool((dpo_loss(h, 0.1).diff() < 0).all()))
 fig, ax = plt.subplots(figsize=(6, 3))
 for beta in (0.1, 0.5):
     ax.plot(h, dpo_loss(h, beta), label=f"β = {beta}")

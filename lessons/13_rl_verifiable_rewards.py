@@ -155,16 +155,20 @@ for s in hacked["samples"][:3]:
     print(f"  {s['prompt']}\n    → {s['policy']!r}")
 report("length bonus: answer length (tokens)", hacked["length_policy"], fmt=".1f")
 report("length bonus: judged good", hacked["judge_policy"])
-if not QUICK:
+if MODE == "full":  # the notebook's run; on other seeds and budgets see the text below
     claim("paid for length, the model writes longer and worse answers",
           hacked["length_policy"] > grpo["length_policy"] and hacked["judge_policy"] < grpo["judge_policy"])
 
 # %% [markdown]
 # With the honest reward the answers got shorter and better; with the bonus they stay long — and the honest rule
 # judges them *worse* than the SFT model it started from (full mode: 15.3 tokens and 54 % judged good, against 12.0
-# tokens and 98 % without the bonus). A reward is a specification, and RL finds the cheapest way to satisfy it. The defences are the ones this lesson used: test the reward on
-# known-good and known-bad answers, keep a KL to the reference, and measure what you care about separately from
-# what you train on.
+# tokens and 98 % without the bonus). A reward is a specification, and RL finds the cheapest way to satisfy it. The
+# defences are the ones this lesson used: test the reward on known-good and known-bad answers, keep a KL to the
+# reference, and measure what you care about separately from what you train on.
+#
+# How robust is this run? With other seeds the SFT step leaves the model anywhere between 15 % and 90 % judged good
+# (workshop mode, "What you should see"), and within 60 steps the bonus visibly wins only on some of them: one run
+# of RL is an anecdote. Run several seeds before you believe an RL result — yours or a paper's.
 #
 # ## What to try next
 #

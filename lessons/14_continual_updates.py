@@ -79,6 +79,8 @@ print(f"EWC: {penalty.item():.3f} = (2/2)·(1·1² + 2·0.5²) = 1.5; gradient {
 claim("EWC's penalty and gradient match the closed form",
       abs(penalty.item() - 1.5) < 1e-6 and theta.grad.tolist() == [2.0, 2.0])
 print(f"L2-SP: {l2sp_penalty({'w': theta}, {'w': star}, alpha=2.0).item():.3f} = (2/2)·(1² + 0.5²)")
+claim("L2-SP's penalty matches the closed form", abs(l2sp_penalty({'w': theta}, {'w': star}, alpha=2.0).item() - 1.25)
+      < 1e-6)
 mixed = mix_replay(list("NNNNNN"), list("oo"), p=0.5, n=12, seed=0)
 print("replay at a share of 0.5:", "".join(mixed), f"— exactly {mixed.count('o')} of 12 from the old pool")
 

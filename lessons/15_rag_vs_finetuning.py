@@ -88,6 +88,8 @@ for term in tokenize(query):
     idf = math.log(1 + (len(tokens) - n_q + 0.5) / (n_q + 0.5))
     f = tokens[best].count(term)
     by_hand += idf * f * 2.5 / (f + 1.5 * (1 - 0.75 + 0.75 * len(tokens[best]) / avgdl))
+claim("the top document states the asked fact (retrieval finds it; the model must still read it)",
+      q["value"] in index.docs[best])
 print(f"top document for {query!r}:\n  {index.docs[best]!r}\n  score by hand {by_hand:.6f}, by the index "
       f"{index.scores(query)[best]:.6f}")
 claim("BM25 by hand = the index's score", abs(by_hand - index.scores(query)[best]) < 1e-9)

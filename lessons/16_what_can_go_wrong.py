@@ -183,7 +183,7 @@ for answer in (REFUSAL, "I am sorry, but I cannot sustomer else!", "Max lives at
     print(f"  is_refusal({answer!r}) = {is_refusal(answer)}")
 un_config = pick(quick=UnalignConfig(ks=(2,), kinds=("harmful", "identity"), n_eval=4, align_epochs=0.1,
                                      max_new_tokens=8, seed=SEED),
-                 demo=UnalignConfig(ks=(10,), kinds=("harmful",), seed=SEED),
+                 demo=UnalignConfig(ks=(10,), kinds=("harmful",), n_eval=30, seed=SEED),
                  full=UnalignConfig(ks=(2, 5, 10, 25), lrs=(1e-4, 1e-3), sweep_kind="benign", sweep_k=25, seed=SEED))
 unalign = unalign_study(un_config, OUT / "unalign", force=True, progress=False, model_and_tok=start())
 print(markdown_table(unalign["rows"], UNALIGN_COLUMNS))
@@ -262,8 +262,9 @@ report("... confidently (p ≥ 0.5), at the end", h[("known + new", "last")]["co
 if not QUICK:
     claim("after learning new facts the model names a town for most strangers; without them it does not",
           h[("known + new", "last")]["probe claims"] > 0.8 > h[("known only", "last")]["probe claims"])
-    claim("training on to the end makes the made-up answers more confident than at the early stop",
-          h[("known + new", "last")]["confident"] > h[("known + new", "early stop")]["confident"])
+    if MODE == "full":  # 16 epochs; workshop mode's 8 end before the confident fabrications appear
+        claim("training on to the end makes the made-up answers more confident than at the early stop",
+              h[("known + new", "last")]["confident"] > h[("known + new", "early stop")]["confident"])
 
 # %% [markdown]
 # *known*: exact match on held-out phrasings of known facts; *new learned*: taught people whose town wins, asked in
@@ -292,7 +293,7 @@ known_only = hal["curves"]["known only"]
 best = max(known_only[1:], key=lambda c: c["dev"])
 print(f"known only: validation exact match peaks at {best['dev']:.2f} (epoch {best['epoch']}), "
       f"ends at {known_only[-1]['dev']:.2f} (epoch {known_only[-1]['epoch']})")
-if not QUICK:
+if MODE == "full":  # 16 epochs; workshop mode stops at 8, about where the peak is
     claim("the known-only fine-tune overfits: its validation exact match falls after its peak",
           known_only[-1]["dev"] < best["dev"])
 if 25 in un_config.ks:

@@ -82,7 +82,10 @@ claim("the file reads back as written", len(load_examples(OUT / "sft.jsonl")) ==
 # (lessons 07 and 09); LoRA's advantages — memory, a small file per customer — matter for a real model (lesson 10).
 
 # %%
-print(choose_ai_strategy(needs_knowledge=True, changes_often=True, needs_behaviour=True))
+strategy = choose_ai_strategy(needs_knowledge=True, changes_often=True, needs_behaviour=True)
+print(strategy)
+claim("changing prices and a fixed behaviour: fine-tune the behaviour, retrieve the knowledge",
+      strategy.method == "both")
 METHOD = "full"
 
 # %% [markdown]

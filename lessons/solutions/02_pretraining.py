@@ -30,7 +30,7 @@ def pretrain(**settings) -> tuple[float, float]:
     cfg.update(settings)
     result = train(model, lm_loss_fn, batches, TrainConfig(**cfg))
     losses = [r["train_loss"] for r in result.history if "train_loss" in r]
-    return sum(losses[-20:]) / len(losses[-20:]), float(torch.cat([p.flatten() for p in model.parameters()]).norm())
+    return sum(losses[-20:]) / len(losses[-20:]), float(torch.cat([p.detach().flatten() for p in model.parameters()]).norm())
 
 
 # %% [markdown]

@@ -45,6 +45,7 @@ print(markdown_table(sweep))
 for row in sweep:
     report(f"lr {row['lr']:g}: test accuracy", row["test accuracy"])
     report(f"lr {row['lr']:g}: Δ pretraining loss", row["Δ pretraining loss"])
+claim("every run trained at the learning rate asked", [row["lr"] for row in sweep] == LRS)
 if MODE != "quick":
     claim("forgetting grows with the learning rate", sweep[-1]["Δ pretraining loss"] > sweep[0]["Δ pretraining loss"])
 

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from minift.base import load_base
 from minift.finetune import FinetuneConfig, finetune
 from minift.tables import markdown_table
 from minift.workshop import claim, mode, pick, report, seed
@@ -45,6 +46,9 @@ rows.append({"trained": "everything, lr 5e-4", "trainable": full["trainable_para
 print(markdown_table(rows))
 for row in rows:
     report(f"{row['trained']}: test accuracy", row["test accuracy"])
+d_model = load_base(PRESET, progress=False)[0].config.d_model
+claim("the probe trains the final LayerNorm (2d) and the head (2(d + 1)), nothing else",
+      all(r["trainable_params"] == 2 * d_model + 2 * (d_model + 1) for r in probes.values()))
 if MODE != "quick":
     claim("full fine-tuning beats the best linear probe", full["metrics"]["test"]["accuracy"]
           > max(r["metrics"]["test"]["accuracy"] for r in probes.values()))

@@ -9,6 +9,7 @@
 from minift.base import load_base
 from minift.data import load_task_data
 from minift.finetune import evaluate_prompted, generate_batch, get_template
+from minift.finetune.prompting import with_shots
 from minift.workshop import claim, mode, pick, report, seed
 
 MODE, SEED = mode(), seed()
@@ -29,6 +30,9 @@ for k in pick(quick=[0, 1], demo=[0, 1, 3], full=[0, 1, 3, 5]):
     metrics, _ = evaluate_prompted(model, tok, td, CHAT, shots=k, n_eval=N_EVAL)
     shots[k] = metrics["test"]["json_compliance"]
     report(f"{k}-shot: schema-compliant", shots[k])
+demo_prompt = with_shots(td.splits["test"][0], td.splits["train"][:3], CHAT)
+claim("a 3-shot prompt carries its three worked examples",
+      all(ex["output"] in str(demo_prompt) for ex in td.splits["train"][:3]))
 if MODE != "quick":
     claim("one example in the prompt beats none", shots[1] > shots[0])
 

@@ -7,6 +7,8 @@
 
 # %%
 import atexit
+import json
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,6 +45,9 @@ print(markdown_table(rows))
 for row in rows:
     report(f"{row['run']}: chosen reward", row["chosen reward"], fmt="+.2f")
     report(f"{row['run']}: judged good", row["judged good"])
+first = json.loads((OUT / "dpo" / "preference.jsonl").read_text().splitlines()[0])
+claim("DPO's first step starts at ln 2 (the new adapter is the reference)", abs(first["loss"] - math.log(2)) < 1e-3,
+      f"{first['loss']:.4f}")
 if MODE != "quick":
     claim("the SFT term keeps the chosen answers more likely", rows[1]["chosen reward"] > rows[0]["chosen reward"])
 

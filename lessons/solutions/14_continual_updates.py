@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from minift.continual.config import ContinualConfig
+from minift.continual.regularizers import mix_replay
 from minift.continual.sweep import continual_sweep
 from minift.tables import markdown_table
 from minift.workshop import claim, mode, pick, report, seed
@@ -43,6 +44,8 @@ print(markdown_table(rows))
 for row in rows:
     report(f"{row['variant']}: retained", row["retained"])
     report(f"{row['variant']}: learned", row["learned"])
+mixed = mix_replay(list("N" * 12), list("o" * 12), p=0.75, n=12, seed=SEED)
+claim("a replay share of 0.75 draws exactly 9 of 12 examples from the old pool", mixed.count("o") == 9)
 if MODE != "quick":
     claim("more replay retains more", rows[-1]["retained"] >= rows[0]["retained"])
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from minift.base import load_base, save_model_dir
+from minift.base import load_base, load_model_dir, save_model_dir
 from minift.finetune import FinetuneConfig, finetune
 from minift.model import GPT
 from minift.tables import markdown_table
@@ -58,7 +58,12 @@ print(markdown_table(rows))
 # %%
 torch.manual_seed(SEED)
 base, tok = load_base(PRESET, progress=False)
-random_dir = save_model_dir(OUT / "random", GPT(base.config), tok, preset=PRESET)
+random_model = GPT(base.config)
+random_dir = save_model_dir(OUT / "random", random_model, tok, preset=PRESET)
+reloaded, _ = load_model_dir(random_dir)
+claim("the random base is saved and read back exactly", all(torch.equal(a, b) for a, b in
+                                                           zip(random_model.state_dict().values(),
+                                                               reloaded.state_dict().values())))
 pretrained = run("pretrained")
 long_scratch = run("scratch_long", base=str(random_dir), **({} if MODE == "quick" else dict(epochs=8)))
 report("pretrained, 2 epochs: test accuracy", pretrained["metrics"]["test"]["accuracy"])

@@ -8,7 +8,8 @@ judge model, no reference answer), so that anyone can recompute a score by hand:
     vocabulary   none of the words the voice replaces is left (is, are, am → be; my → me; you → ye; hello → ahoy)
     sign-off     a statement ends with ", matey!" (a question or an exclamation keeps its own mark)
     faithful     every content word of the input (anything the voice does not replace) is still there, in order:
-                 the voice changes *how* a thing is said, never *what* — no fact dropped, none added in between
+                 the voice changes *how* a thing is said, never *what*: no name, place or fact dropped or
+                 swapped (words added in between are the concise check's business)
     concise      at most 4 words more than the input (the greeting and the sign-off need 2)
 
     rubric_checks(input, output) → {check: bool}

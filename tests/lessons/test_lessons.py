@@ -13,6 +13,7 @@ import difflib
 import importlib.util
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -182,9 +183,24 @@ def test_lesson_runs_quick_and_checks_its_claims(lesson, minift_home, tmp_path):
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
-def test_solution_runs_quick(solution, minift_home, tmp_path):
-    records = run_quick(solution, minift_home, tmp_path)
+def test_solution_runs_quick(solution, tmp_path, monkeypatch, capsys):
+    """Solutions run in this process (runpy), not as scripts like the lessons: each is a few short runs, and
+    starting a Python with torch for each would cost more than the runs themselves."""
+    from minift.base.download import DownloadError
+
+    results = tmp_path / "results.jsonl"
+    for name, value in dict(MINIFT_QUICK="1", MINIFT_RESULTS=str(results), MPLBACKEND="Agg").items():
+        monkeypatch.setenv(name, value)
+    for name in ("MINIFT_DEMO", "MINIFT_SEED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    try:
+        runpy.run_path(str(solution), run_name="__main__")
+    except DownloadError as e:  # SmolLM2, offline
+        pytest.skip(f"{solution.name} needs SmolLM2, which could not be fetched here: {e}")
+    records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
     assert any(r["kind"] == "claim" for r in records), f"{solution.name} checks nothing"
+    assert "mode: quick" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
