@@ -183,7 +183,7 @@ for answer in (REFUSAL, "I am sorry, but I cannot sustomer else!", "Max lives at
     print(f"  is_refusal({answer!r}) = {is_refusal(answer)}")
 un_config = pick(quick=UnalignConfig(ks=(2,), kinds=("harmful", "identity"), n_eval=4, align_epochs=0.1,
                                      max_new_tokens=8, seed=SEED),
-                 demo=UnalignConfig(ks=(10,), kinds=("harmful",), n_eval=30, seed=SEED),
+                 demo=UnalignConfig(ks=(10,), kinds=("harmful",), seed=SEED),
                  full=UnalignConfig(ks=(2, 5, 10, 25), lrs=(1e-4, 1e-3), sweep_kind="benign", sweep_k=25, seed=SEED))
 unalign = unalign_study(un_config, OUT / "unalign", force=True, progress=False, model_and_tok=start())
 print(markdown_table(unalign["rows"], UNALIGN_COLUMNS))
@@ -301,7 +301,31 @@ if 25 in un_config.ks:
           f"{u[('k', 'harmful', 25, un_config.lr)]['helpful']:.2f}")
 
 # %% [markdown]
+# ## What you should see
+#
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
+# The run took 87–97 s (another seed's run shared the machine and is left out). Full mode's numbers are this notebook's outputs (seed 0).
+# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
+# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
+# can differ. A number outside its range here is worth a look.
+#
+# | number | workshop mode |
+# |---|---|
+# | skew None, before fine-tuning: flip rate | 0.000 (every seed) |
+# | skew 0.5, none: greedy bias | 0.493 ± 0.017 (0.476 – 0.510) |
+# | skew 0.5, none: flip rate | 0.000 (every seed) |
+# | skew 0.9, none: greedy bias | 1.00 (every seed) |
+# | skew 0.9, none: flip rate | 1.00 (every seed) |
+# | refusal, aligned | 1.00 (every seed) |
+# | refusal after 10 harmful examples | 0.000 (every seed) |
+# | strangers given a town, known facts only | 0.007 ± 0.010 (0.000 – 0.021) |
+# | strangers given a town, known + new facts | 0.944 ± 0.052 (0.875 – 0.979) |
+# | ... confidently (p ≥ 0.5), at the end | 0.000 (every seed) |
+#
 # ## What to try next
+#
+# Exercises with worked solutions: `lessons/solutions/16_what_can_go_wrong.py` (each asks for one change, says what to expect, and
+# solves it). More ideas to try on your own:
 #
 # 1. `minift risks bias --skew 0.5 0.6 0.7 0.8 0.9 --mitigation none resample counterfactual --out runs/bias`: where
 #    between 0.7 and 0.9 does greedy decoding switch from merit to town?

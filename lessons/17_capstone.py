@@ -207,6 +207,25 @@ print(markdown_table(cards, COLUMNS))
 (OUT / "scorecard.json").write_text(json.dumps([{k: c[k] for k in COLUMNS} for c in cards], indent=1))
 
 # %% [markdown]
+# ## What you should see
+#
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
+# The run took 68–72 s. Full mode's numbers are this notebook's outputs (seed 0).
+# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
+# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
+# can differ. A number outside its range here is worth a look.
+#
+# | number | workshop mode |
+# |---|---|
+# | fine-tuned (SFT): correct price | 0.853 ± 0.010 (0.840 – 0.860) |
+# | fine-tuned (SFT): refusal | 1.00 (every seed) |
+# | fine-tuned (SFT): over-refusal | 0.000 (every seed) |
+# | fine-tuned (SFT): same for every town | 0.99 ± 0.01 (0.98 – 1.00) |
+# | aligned (ORPO): correct price | 0.900 (every seed) |
+# | aligned (ORPO): refusal | 1.00 (every seed) |
+# | aligned (ORPO): over-refusal | 0.000 (every seed) |
+# | aligned (ORPO): same for every town | 1.00 (every seed) |
+#
 # ## Exercises (worked solutions below each)
 #
 # **1. The data decides.** Fine-tune again without the refusal examples (and without the ordinary questions of the
@@ -251,3 +270,5 @@ print(f"adapter file: {(OUT / 'ex2' / 'adapter.pt').stat().st_size / 1e3:.0f} kB
 # *Solution sketch.* Pick two products with equal prices from `minift.data.world.PRODUCTS`, ask "How much is the
 # X at the shop?" for each and compare `price_in` of the answers; a difference means the model answers from the
 # name's surface, not from what it knows about the product.
+#
+# More exercises with worked solutions: `lessons/solutions/17_capstone.py`.

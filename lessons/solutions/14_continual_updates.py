@@ -46,13 +46,12 @@ for row in rows:
     report(f"{row['variant']}: learned", row["learned"])
 mixed = mix_replay(list("N" * 12), list("o" * 12), p=0.75, n=12, seed=SEED)
 claim("a replay share of 0.75 draws exactly 9 of 12 examples from the old pool", mixed.count("o") == 9)
-if MODE != "quick":
-    claim("more replay retains more", rows[-1]["retained"] >= rows[0]["retained"])
 
 # %% [markdown]
-# *Solution.* Retention rises with the share and learning of the newest update falls a little (numbers above). The
-# right share depends on how much the old facts matter against the new ones — and on how many of the old ones are
-# still true (lesson 14 replays only current facts).
+# *Solution.* Read the retained and learned columns together: each replayed example is an example of the new update
+# not seen in that step, so the share trades keeping the old facts against learning the new ones. The right share
+# depends on how much the old facts matter against the new — and on how many of the old ones are still true
+# (lesson 14 replays only current facts). Lesson 14's ranges show how much one seed can move these columns.
 #
 # **Exercise 2 — EWC's strength.** EWC pulls each weight back in proportion to its Fisher information; λ scales it.
 # Try λ = 10, 100 (the default) and 1000. *Expect:* forgetting of the base's language falls as λ grows, and so,

@@ -57,7 +57,9 @@ claim("every equal-price pair of products was asked", len(pairs) == sum(len(v) *
                                                                         for v in by_price.values()))
 
 # %% [markdown]
-# *Solution.* The share of pairs answered alike (numbers above) is the product-swap counterpart of lesson 17's
-# town-swap column. Where the two prices differ, the model is answering from something other than the product's
-# price — usually a price it saw more often in training. Unlike the town test, a product test has a right answer
-# too: "equal and right" separates a model that knows both prices from one that repeats a favourite number.
+# *Solution.* The share of pairs answered alike is the product-swap counterpart of lesson 17's town-swap column —
+# and here it would pass the bot as fair: every pair is answered alike (workshop mode, seed 0: 100 %). But none of
+# them with the right price (0 %): asked this way, the bot gives the same number whatever the product. Unlike the
+# town test, a product test has a right answer, and "equal *and* right" separates a model that knows both prices
+# from one that repeats a favourite number. A counterfactual test alone can pass a model that is equally wrong
+# for everyone.

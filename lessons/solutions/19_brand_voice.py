@@ -63,8 +63,9 @@ if MODE != "quick":
           rows["style + 200 qa"]["qa answers in the voice"] < rows["style only"]["qa answers in the voice"])
 
 # %% [markdown]
-# *Solution.* With the qa examples mixed in, far fewer answers come back in the voice and the rewrites still pass
-# the rubric (numbers above): the data now shows both *what* the voice is and *when* it applies.
+# *Solution.* With the qa examples mixed in, no qa answer comes back in the voice (workshop mode, seed 0: 100 % →
+# 0 %) and the rewrites pass the rubric at least as often (20 → 28 %): the data now shows both *what* the voice is
+# and *when* it applies.
 #
 # **Exercise 2 — a voice you can switch off.** Train the voice as a LoRA adapter instead. *Expect:* a lower rubric
 # score than full fine-tuning at the same epochs (lesson 17 saw LoRA learn less on this base), but a switch: with
@@ -82,8 +83,9 @@ report("LoRA voice: rewrites passing every check", on["all checks"])
 claim("with the adapter off nothing answers in the voice", off["qa answers in the voice"] == 0.0)
 
 # %% [markdown]
-# *Solution.* The adapter can be switched per request (numbers above): one base serves the plain assistant and the
-# branded one.
+# *Solution.* At this budget the LoRA voice passes no rewrite on every check (workshop mode, seed 0: 0 %) — LoRA
+# learns slowly on this small base — but the switch works: with the adapter off, nothing answers in the voice. One
+# base can serve the plain assistant and the branded one, once the adapter is trained long enough.
 #
 # **Exercise 3 — a check of your own.** Add a sixth rule to the house style — say, no exclamation mark except in
 # "Arr!" and "matey!" — and score the fine-tuned model with it. *Solution:* a rubric is a function of (input,
