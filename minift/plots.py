@@ -3,6 +3,8 @@
     fig, axes = figure(width, height, cols)   a matplotlib Figure on the Agg canvas (no window, no global pyplot
                                               state: safe in tests, scripts and servers) and its `cols` axes
     save(fig, path)                           written atomically (a crash never leaves half a PNG)
+    peft_block_map(ax)                        lesson 07's map of where each PEFT method sits in a block, with
+                                              every label in a box sized to it (readable on a projector)
 
 matplotlib is imported inside the functions, so importing minift stays fast.
 """

@@ -63,8 +63,9 @@ for wd, (loss, norm) in runs.items():
 claim("more weight decay, smaller weights", runs[1.0][1] < runs[0.1][1] < runs[0.0][1])
 
 # %% [markdown]
-# *Solution.* The weight norm shrinks as λ grows (checked above). Then read the loss column: over 300 steps at lr
-# 3e-3 the decay has little time to act, so watch whether λ = 1.0 costs loss that 0.1 does not. Over a long
+# *Solution.* The weight norm shrinks as λ grows (workshop mode, seed 0: ‖θ‖ 33.6, 33.2, 30.4); λ = 0.1 costs no
+# loss (2.42 against 2.41 without decay) and λ = 1.0 does (2.56): over 300 steps at lr 3e-3 a little decay has
+# little time to act, and a lot of it holds the model back. Over a long
 # pretraining, decay is what keeps the weights from growing without bound. minift decays every matrix, the
 # embeddings included, and no bias or LayerNorm (`param_groups`, nanoGPT's rule): shrinking a shift or a gain
 # towards 0 regularises nothing.

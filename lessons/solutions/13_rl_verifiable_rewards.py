@@ -53,9 +53,11 @@ claim("the sanity check accepts the politeness-only reward", check["good_mean"] 
 
 # %% [markdown]
 # *Solution.* The check passes (polite answers beat rude ones on every training pair: the chosen answers happen to
-# have the right price too). Compare the two runs on the full rule — polite *and* the right price: whatever the
-# politeness-only reward does not pay for, RL is free to give up, and the check could not tell. A reward is a
-# specification; the sanity check is necessary, not sufficient.
+# have the right price too). In this run the two rewards end about level on the full rule — polite *and* the right
+# price (workshop mode, seed 0: 62 % with politeness only, 60 % with the rule): within 60 steps nothing pushed the
+# politeness-only run away from the right prices. The point stands: the check cannot tell the two rewards apart,
+# and only measuring what you care about, separately from what you train on, shows when a run drifts. A reward is
+# a specification; the sanity check is necessary, not sufficient.
 #
 # **Exercise 2 — the KL penalty.** GRPO keeps the policy near the SFT model with β·KL (β = 0.04). Train with β = 0
 # and β = 0.2. *Expect:* without the penalty the answers drift further (larger KL, maybe shorter or odder answers);
@@ -70,7 +72,7 @@ for b, r in kl.items():
     report(f"β {b}: KL from the reference", r["kl_policy_answers"])
 
 # %% [markdown]
-# *Solution.* Compare the KL column: the penalty is what holds the policy near the SFT model, so β = 0 is free to
-# drift furthest and β = 0.2 stays closest; the judged-good column shows what the freedom bought. On a verifiable
-# reward the drift is often harmless; with a learned reward model it is how reward hacking starts (lesson 13's
-# length bonus). One seed per setting: lesson 13's ranges show how much RL runs vary.
+# *Solution.* β = 0 drifts only a little further (workshop mode, seed 0: KL 0.46 against 0.43 at β = 0.2; both
+# judged 60 %): over 60 steps this policy stays close to the SFT model either way. The penalty matters over longer
+# runs and with a learned reward model, where drift is how reward hacking starts (lesson 13's length bonus). One
+# seed per setting: lesson 13's ranges show how much RL runs vary.

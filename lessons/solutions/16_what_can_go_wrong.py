@@ -53,7 +53,9 @@ claim("the study reports the data's own lean", all(r["data bias"] is not None fo
 # %% [markdown]
 # *Solution.* Read the greedy-bias column against the data-bias column: a model that has learned any lean at all
 # turns it into whole decisions under greedy decoding, so the decisions' bias grows faster than the data's (lesson
-# 16 measured 0.49 at no lean and 1.00 at 0.9). Where between 0.6 and 0.8 the switch happens is what this run shows.
+# 16 measured 0.49 at no lean and 1.00 at 0.9). In workshop mode (seed 0) the switch lies between the two: at 0.6
+# the decisions show no lean (greedy bias 0.52, no decision flips with the group), at 0.8 every decision follows
+# the group (greedy bias 1.00; 88 % of decisions flip when only the group is changed).
 #
 # **Exercise 2 — the batch size as a safety setting.** Qi et al. found small batches more harmful. Fine-tune the
 # aligned model on 25 benign shop answers with batches of 1 and of 8 (lesson 16 used 8). *Expect:* batch 1 takes 8
@@ -72,7 +74,8 @@ for b, r in batch.items():
     report(f"benign, batch {b}: refusal", r["refusal"])
 
 # %% [markdown]
-# *Solution.* Compare the refusal column of the two batch sizes: at the same learning rate and epochs, batches of
-# one take eight times as many steps over the same examples, and each step moves the weights further from the
-# aligned model — Qi et al. found small batches more harmful. A provider who fine-tunes for customers must fix the
+# *Solution.* Batches of one erased more of the refusal (workshop mode, seed 0: 92 % of harmful requests still
+# refused, against 100 % at batch 8): at the same learning rate and epochs they take eight times as many steps over
+# the same examples, and each step moves the weights further from the aligned model — the direction Qi et al.
+# found. One seed and 25 examples: a small effect here; lesson 16's sweep over k shows the larger ones. A provider who fine-tunes for customers must fix the
 # batch size and learning rate, not only screen the data.
