@@ -48,12 +48,12 @@ for lr in pick(quick=[5e-4], demo=[5e-4, 2e-3], full=[5e-4, 1e-3, 2e-3]):
 print(markdown_table(rows))
 
 # %% [markdown]
-# *Solution.* Here the rules fail: accuracy *falls* as the rate rises (seed 0: 62.5 % at 5e-4, 58.0 % at 1e-3,
-# 51.5 % at 2e-3 — chance; lesson 18's batch 16 reached 79 ± 3 % at 5e-4). The scaling rules reason that a bigger
-# batch averages away gradient noise, so each step can be longer. But this run is not limited by noise: it has 16
-# steps, and a pretrained model fine-tuned with large steps loses what it knew before the steps can add anything
-# (lesson 03's learning-rate sweep). What batch 64 lost was steps, and only more steps (more epochs) buy them back.
-# The scaling rules are starting points for a sweep, not laws.
+# *Solution.* Here the rules fail: accuracy *falls* as the rate rises (full mode, seed 0: 62.5 % at 5e-4, 58.0 % at
+# 1e-3, 51.5 % at 2e-3 — chance; workshop mode runs the first and the last; lesson 18's batch 16 reached 79 ± 3 % at
+# 5e-4). The scaling rules reason that a bigger batch averages away gradient noise, so each step can be longer. But
+# this run is not limited by noise: it has 16 steps, and a pretrained model fine-tuned with large steps loses what
+# it knew before the steps can add anything (lesson 03's learning-rate sweep). What batch 64 lacked was steps, not
+# step size. The scaling rules are starting points for a sweep, not laws.
 #
 # **Exercise 2 — the random-init control on a different budget.** Give the randomly initialised model four times
 # the epochs. *Expect:* it improves, but stays far from the pretrained model at the short budget: what
