@@ -164,8 +164,8 @@ if (4, 4) in by:
 # The *result* moves with the number of steps: at the same epochs and learning rate, batch 64 takes a quarter of
 # batch 16's steps and learns less; batch 4 takes four times as many, noisier ones. Batch 16 and 4 × 4 see the same
 # effective batch and the same number of steps, so they land close (not equal: the batches are drawn in a different
-# order, and rounding does the rest). The usual advice — raise the learning rate with the batch — is the lever that
-# recovers a large batch's lost steps (exercise).
+# order, and rounding does the rest). The usual advice — raise the learning rate with the batch — is put to the
+# test in the exercises: with only 16 steps, larger steps do not make up for fewer of them.
 #
 # ## 2. Epochs as a swept setting
 #
