@@ -418,11 +418,11 @@ claim("pretraining lowers the held-out loss", losses["pretrained"] < losses["fre
 # %% [markdown]
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 4–5 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 4–5 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -433,8 +433,8 @@ claim("pretraining lowers the held-out loss", losses["pretrained"] < losses["fre
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/01_transformer.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/01_transformer.py` (each asks for one change, says what to
+# expect, and solves it). More ideas to try on your own:
 #
 # 1. Change `LAYER` and `HEAD` in section 3 and find a head that mostly attends to the previous token, and one
 #    that attends to the first token. Try a longer sentence.

@@ -339,11 +339,11 @@ print(f"validation loss of the {PRESET} base on held-out pretraining text: {prob
 # %% [markdown]
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 49–59 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 49–59 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -355,8 +355,8 @@ print(f"validation loss of the {PRESET} base on held-out pretraining text: {prob
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/02_pretraining.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/02_pretraining.py` (each asks for one change, says what to
+# expect, and solves it). More ideas to try on your own:
 #
 # 1. In section 3, give SGD momentum and a higher learning rate: can you match AdamW? How sensitive is it?
 # 2. Set `schedule=False` in `train_by_hand` (constant learning rate) and compare the final loss with and without

@@ -318,11 +318,11 @@ plt.show()
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 48–50 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 48–50 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -341,8 +341,8 @@ plt.show()
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/03_full_finetuning.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/03_full_finetuning.py` (each asks for one change, says what to
+# expect, and solves it). More ideas to try on your own:
 #
 # 1. Sweep the learning rate over `1e-4, 3e-4, 1e-3, 2e-3` and plot test accuracy and Δ pretraining loss against
 #    it. Where does forgetting start to grow fast? Is that also where accuracy drops?

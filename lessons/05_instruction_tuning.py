@@ -76,10 +76,10 @@ TEMPLATE = PLAIN
 
 # %% [markdown]
 # The prompt and the answer are tokenised separately and joined, with the end-of-text token `<|endoftext|>` (EOS)
-# appended to the answer (and one space written in front of it: section 2 shows why that space matters): $s = \text{prompt} \,\|\, \text{answer} \,\|\, \text{EOS}$, $n$ tokens. As in
-# pretraining, the input is $s_{0..n-2}$ and the label at position $t$ is the next token $s_{t+1}$. Then the
-# labels of the prompt are replaced by −100, the value PyTorch's cross-entropy ignores, so the loss is the mean
-# over the answer tokens only:
+# appended to the answer (and one space written in front of it: section 2 shows why that space matters):
+# $s = \text{prompt} \,\|\, \text{answer} \,\|\, \text{EOS}$, $n$ tokens. As in pretraining, the input is
+# $s_{0..n-2}$ and the label at position $t$ is the next token $s_{t+1}$. Then the labels of the prompt are replaced
+# by −100, the value PyTorch's cross-entropy ignores, so the loss is the mean over the answer tokens only:
 #
 # $$\mathcal{L} = -\frac{1}{N} \sum_{t\,:\,y_t \neq -100} \log p_\theta(y_t \mid s_{\le t}),
 #   \qquad N = \#\{t : y_t \neq -100\}$$
@@ -316,9 +316,9 @@ plt.show()
 #
 # ## 5. Where do the answers come from?
 #
-# Back to `qa` (the run with the default layout, answer after a space, and masking). Exact match on the test questions, whose facts the
-# fine-tuning data taught (in another phrasing), against the held-out facts it never mentioned — and both against
-# what the base knew in its own Q/A format before any fine-tuning (section 2).
+# Back to `qa` (the run with the default layout, answer after a space, and masking). Exact match on the test
+# questions, whose facts the fine-tuning data taught (in another phrasing), against the held-out facts it never
+# mentioned — and both against what the base knew in its own Q/A format before any fine-tuning (section 2).
 
 # %%
 answers = qa_runs["answer after a space"]["answers"]
@@ -378,11 +378,11 @@ for s in ("test", "heldout"):
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 40–50 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 40–50 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -398,8 +398,8 @@ for s in ("test", "heldout"):
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/05_instruction_tuning.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/05_instruction_tuning.py` (each asks for one change, says what
+# to expect, and solves it). More ideas to try on your own:
 #
 # 1. Use the Alpaca template (`TEMPLATE = ALPACA`): longer prompts, less room in a 128-token context. What happens
 #    to the JSON task, whose posts then get truncated?

@@ -114,10 +114,10 @@ if not QUICK:
 # **Look at** two numbers per row. $\|\Delta W\|/\|W_0\|$: fine-tuning moved each matrix by a few percent of its
 # size — a small change. $E(k)$: a handful of directions carry most of that change, where a random matrix of the
 # same shape needs most of its directions. A random matrix's top directions are not empty either: its largest
-# singular values are about twice the typical one (the Marchenko–Pastur law), so its top $k$ directions hold
-# 3.5–4 × $k/n$ of its energy for small $k$ (the column "rand E(8) / (8/n)"), still a small share. The plots show the whole
-# spectra: the fine-tuning update's singular values fall off steeply after the first few, the random matrix's
-# stay flat.
+# singular values are about twice the typical one (the Marchenko–Pastur law), so its top $k$ directions hold 3.5–4 ×
+# $k/n$ of its energy for small $k$ (the column "rand E(8) / (8/n)"), still a small share. The plots show the whole
+# spectra: the fine-tuning update's singular values fall off steeply after the first few, the random matrix's stay
+# flat.
 #
 # That is the hypothesis of the LoRA paper (§4.1, and the analysis of §7): the change a task needs has a low
 # *intrinsic rank* (Aghajanyan et al., 2020, found the same for whole models: a few hundred random directions
@@ -454,11 +454,11 @@ plt.show()
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 46–52 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 46–52 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -472,8 +472,8 @@ plt.show()
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/06_lora.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/06_lora.py` (each asks for one change, says what to expect,
+# and solves it). More ideas to try on your own:
 #
 # 1. Target every linear layer: `method_options=dict(r=8, alpha=16, targets="all-linear")`. The count becomes
 #    $18Lrd$; does accuracy move? Which layers do you think matter most (try `layers=[L - 1]` only)?

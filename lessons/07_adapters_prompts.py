@@ -190,8 +190,9 @@ claim("(IA)³ merged = unmerged, and its scales do change the model",
 # Now each method is trained on the sentiment task (500 posts, positive or negative, where the deciding clause is
 # the one after "but" or the one *not* introduced by "although") with the same budget: 8 epochs, batch 16, a new
 # classification head on the last token, and each method's own learning rate (the `lr` column: methods with fewer
-# trainable numbers get larger steps; each method's `default_lr` when this lesson was written). Prefix tuning
-# starts from real keys and values (`init="vocab"`). LoRA ($r = 8$, $\alpha = 16$) and full fine-tuning run with the same budget as references.
+# trainable numbers get larger steps; each method's `default_lr` when this lesson was written). Prefix tuning starts
+# from real keys and values (`init="vocab"`). LoRA ($r = 8$, $\alpha = 16$) and full fine-tuning run with the same
+# budget as references.
 
 # %%
 RUNS = [("full", {}, 3e-4), ("lora", {}, 2e-3), ("adapter-houlsby", {}, 3e-3), ("adapter-pfeiffer", {}, 3e-3),
@@ -260,11 +261,11 @@ plt.show()
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 28–31 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 28–31 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -275,8 +276,8 @@ plt.show()
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/07_adapters_prompts.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/07_adapters_prompts.py` (each asks for one change, says what
+# to expect, and solves it). More ideas to try on your own:
 #
 # 1. Give prompt tuning more room: `n_virtual=50` and 20 epochs. Does it catch up? What does it cost in context
 #    length (`model.config.block_size` is shared between the soft prompt and the post)?

@@ -310,11 +310,11 @@ print(f"the same text without pinning: max |Δ logits| = {(unpinned_logits - ful
 # %% [markdown]
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 21–26 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 21–26 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -327,8 +327,8 @@ print(f"the same text without pinning: max |Δ logits| = {(unpinned_logits - ful
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/08_reft.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/08_reft.py` (each asks for one change, says what to expect,
+# and solves it). More ideas to try on your own:
 #
 # 1. Change the positions: `positions="l1"` (only the last prompt token — the one the classifier reads) or
 #    `"f5+l5"`. Does the first-$N$ unit help a classifier that reads the last token?

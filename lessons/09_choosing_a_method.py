@@ -275,11 +275,11 @@ report("LoRA unmerged / base: forward time", ms["LoRA, unmerged"] / ms["base"], 
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 30–38 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 30–38 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -296,8 +296,8 @@ report("LoRA unmerged / base: forward time", ms["LoRA, unmerged"] / ms["base"], 
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/09_choosing_a_method.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/09_choosing_a_method.py` (each asks for one change, says what
+# to expect, and solves it). More ideas to try on your own:
 #
 # 1. Run all ten methods: `minift compare --base tiny --task sentiment --out runs/compare`, then
 #    add `--seeds 3` and see which differences survive the error bars.

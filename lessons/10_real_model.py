@@ -174,8 +174,9 @@ for shots in (0, 3):
 
 # %% [markdown]
 # **Look at** the zero-shot answers: prose about the post, or a JSON object with keys of the model's own choosing.
-# The model "knows" JSON and understands the request, but nothing makes it follow one exact format every time. Worked examples help, and
-# cost context on every call (three extra turns per question here). Fine-tuning moves the format into the weights.
+# The model "knows" JSON and understands the request, but nothing makes it follow one exact format every time.
+# Worked examples help, and cost context on every call (three extra turns per question here). Fine-tuning moves the
+# format into the weights.
 #
 # ## 5. A LoRA fine-tune
 #
@@ -261,19 +262,20 @@ if not QUICK:
 
 # %% [markdown]
 # **Look at** the answers after: quotation marks and JSON-ish fragments where there were sentences. The loss on
-# English text rose by about 0.17 nats per token (perplexity × 1.18), a number that looks harmless — yet the
-# model's *behaviour* changed on every one of the questions, none of which is about reviews: sixty steps on one
-# narrow format taught it that answers look like that. A loss can hide what a behaviour probe shows. The remedies are the ones lessons 03 and 09 measured on the toy: fewer or smaller steps, a smaller
-# update, and — most of all for a chat model — mixing general conversations into the fine-tuning data so that the
-# new behaviour stays attached to its own kind of request.
+# English text rose by about 0.17 nats per token (perplexity × 1.18), a number that looks harmless — yet the model's
+# *behaviour* changed on every one of the questions, none of which is about reviews: sixty steps on one narrow
+# format taught it that answers look like that. A loss can hide what a behaviour probe shows. The remedies are the
+# ones lessons 03 and 09 measured on the toy: fewer or smaller steps, a smaller update, and — most of all for a chat
+# model — mixing general conversations into the fine-tuning data so that the new behaviour stays attached to its own
+# kind of request.
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 62–68 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 62–68 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -285,8 +287,8 @@ if not QUICK:
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/10_real_model.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/10_real_model.py` (each asks for one change, says what to
+# expect, and solves it). More ideas to try on your own:
 #
 # 1. `minift compare --base smollm2 --task json --max-steps 60 --batch-size 8 --out runs/smollm2-json` runs every
 #    method on this task (the README lists the results and the time). Which keep the general answers?

@@ -265,11 +265,11 @@ if MODE == "full":  # SmolLM2: a small update on a large model (workshop mode's 
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 43–47 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 43–47 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -282,8 +282,8 @@ if MODE == "full":  # SmolLM2: a small update on a large model (workshop mode's 
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/11_qlora.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/11_qlora.py` (each asks for one change, says what to expect,
+# and solves it). More ideas to try on your own:
 #
 # 1. `minift finetune --base smollm2 --task json --method qlora --quant-type fp4 --max-steps 60 --batch-size 8
 #    --out runs/fp4`: does the adapter make up for FP4's larger error?

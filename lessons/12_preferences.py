@@ -181,11 +181,11 @@ if not QUICK:
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 53–62 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 53–62 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -197,8 +197,8 @@ if not QUICK:
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/12_preferences.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/12_preferences.py` (each asks for one change, says what to
+# expect, and solves it). More ideas to try on your own:
 #
 # 1. `minift align --task polite --method dpo --sft-epochs 2 --sft-on both --opt sft_weight=1 --out runs/rpo`:
 #    does the chosen reward still fall?

@@ -172,11 +172,11 @@ if MODE == "full":  # the notebook's run; on other seeds and budgets see the tex
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 62–74 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 62–74 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -187,8 +187,8 @@ if MODE == "full":  # the notebook's run; on other seeds and budgets see the tex
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/13_rl_verifiable_rewards.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/13_rl_verifiable_rewards.py` (each asks for one change, says
+# what to expect, and solves it). More ideas to try on your own:
 #
 # 1. `minift align --task refusal --method grpo --sft-epochs 2 --sft-on both --out runs/refuse`: does RL learn to
 #    refuse the address requests without refusing the shop questions?

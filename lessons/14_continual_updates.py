@@ -185,11 +185,11 @@ if not QUICK:
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 55–58 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 55–58 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -208,8 +208,8 @@ if not QUICK:
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/14_continual_updates.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/14_continual_updates.py` (each asks for one change, says what
+# to expect, and solves it). More ideas to try on your own:
 #
 # 1. `minift continual --method full --mitigation replay --replay 0.2 --out runs/r02`: how little replay is enough?
 # 2. `--paraphrases 1` vs `4`: does seeing a fact in more wordings help the held-out questions?

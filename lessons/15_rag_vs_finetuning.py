@@ -179,11 +179,11 @@ for need in (dict(needs_knowledge=True, changes_often=True),
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 57–64 s. Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 57–64 s. Full mode's numbers are this notebook's outputs (seed 0). The same seed gives the
+# same numbers on the same machine; another CPU, thread count or PyTorch build adds floating-point numbers in
+# another order, so the last digits — and after many training steps a point or two — can differ. A number outside
+# its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -200,8 +200,8 @@ for need in (dict(needs_knowledge=True, changes_often=True),
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/15_rag_vs_finetuning.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/15_rag_vs_finetuning.py` (each asks for one change, says what
+# to expect, and solves it). More ideas to try on your own:
 #
 # 1. `minift rag compare --base smollm2 --paraphrases 2 --epochs 5 --lr 1e-4 --reader-streams 2 --reader-steps 30
 #    --reader-lr 5e-5 --json-steps 40 --json-lr 5e-5 --out runs/versus-smol` (README's SmolLM2 table, about an hour

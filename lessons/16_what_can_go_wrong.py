@@ -303,11 +303,11 @@ if 25 in un_config.ks:
 # %% [markdown]
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 87–97 s (another seed's run shared the machine and is left out). Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 87–97 s (another seed's run shared the machine and is left out). Full mode's numbers are
+# this notebook's outputs (seed 0). The same seed gives the same numbers on the same machine; another CPU, thread
+# count or PyTorch build adds floating-point numbers in another order, so the last digits — and after many training
+# steps a point or two — can differ. A number outside its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -324,8 +324,8 @@ if 25 in un_config.ks:
 #
 # ## What to try next
 #
-# Exercises with worked solutions: `lessons/solutions/16_what_can_go_wrong.py` (each asks for one change, says what to expect, and
-# solves it). More ideas to try on your own:
+# Exercises with worked solutions: `lessons/solutions/16_what_can_go_wrong.py` (each asks for one change, says what
+# to expect, and solves it). More ideas to try on your own:
 #
 # 1. `minift risks bias --skew 0.5 0.6 0.7 0.8 0.9 --mitigation none resample counterfactual --out runs/bias`: where
 #    between 0.7 and 0.9 does greedy decoding switch from merit to town?

@@ -196,8 +196,8 @@ if not QUICK:
 # %% [markdown]
 # **Look at** the two curves together. Accuracy climbs fastest over the first passes and each further pass buys less
 # of it, while the loss on pretraining text keeps rising with every pass: once the task is mostly learned, more
-# epochs buy little and keep costing general ability. The guides' "1–3 epochs for fine-tuning" is this picture; the number is a setting to
-# sweep on *your* validation set, with early stopping (lesson 03) as the safeguard.
+# epochs buy little and keep costing general ability. The guides' "1–3 epochs for fine-tuning" is this picture; the
+# number is a setting to sweep on *your* validation set, with early stopping (lesson 03) as the safeguard.
 #
 # ## 3. What a longer sequence costs
 #
@@ -293,11 +293,11 @@ if not QUICK:
 #
 # ## What you should see
 #
-# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest – highest).
-# The run took 70–73 s (another seed's run shared the machine and is left out). Full mode's numbers are this notebook's outputs (seed 0).
-# The same seed gives the same numbers on the same machine; another CPU, thread count or PyTorch build adds
-# floating-point numbers in another order, so the last digits — and after many training steps a point or two —
-# can differ. A number outside its range here is worth a look.
+# Workshop mode (`MINIFT_DEMO=1`) on 2 CPU cores, seeds 0, 1, 2: each number as mean ± half the range (lowest –
+# highest). The run took 70–73 s (another seed's run shared the machine and is left out). Full mode's numbers are
+# this notebook's outputs (seed 0). The same seed gives the same numbers on the same machine; another CPU, thread
+# count or PyTorch build adds floating-point numbers in another order, so the last digits — and after many training
+# steps a point or two — can differ. A number outside its range here is worth a look.
 #
 # | number | workshop mode |
 # |---|---|
@@ -320,5 +320,5 @@ if not QUICK:
 #
 # ## Exercises
 #
-# `lessons/solutions/18_training_levers.py` has two exercises with worked solutions: the learning rate that
-# recovers a large batch, and the random-init control given four times the epochs.
+# `lessons/solutions/18_training_levers.py` has two exercises with worked solutions: whether a larger learning
+# rate recovers what a large batch lost, and the random-init control given four times the epochs.

@@ -67,5 +67,6 @@ report("lr 5e-3, 30 warmup steps: Δ pretraining loss", high[1]["Δ pretraining 
 
 # %% [markdown]
 # *Solution.* Both runs forget many nats (workshop mode, seed 0: 9.3 with the long warmup) and the longer warmup
-# does not bring the accuracy back to the well-chosen run's (63 against 69 %). Warmup protects the first steps — when Adam's moment estimates are still
-# poor — but a peak ten times too high stays ten times too high. Lower the peak, or train fewer weights.
+# does not bring the accuracy back to the well-chosen run's (63 against 69 %). Warmup protects the first steps —
+# when Adam's moment estimates are still poor — but a peak ten times too high stays ten times too high. Lower the
+# peak, or train fewer weights.

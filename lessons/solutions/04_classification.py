@@ -55,8 +55,9 @@ if MODE != "quick":
 
 # %% [markdown]
 # *Solution.* At 5e-4 the probe barely leaves chance (workshop mode, seed 0: 53 %); at 5e-3 it learns a little of
-# the task (59 %) and stays far below full fine-tuning (88 %). Most of the accuracy comes from *changing* the representation, not from reading it:
-# the pretrained last-token vector was never asked to summarise a post's sentiment.
+# the task (59 %) and stays far below full fine-tuning (88 %). Most of the accuracy comes from *changing* the
+# representation, not from reading it: the pretrained last-token vector was never asked to summarise a post's
+# sentiment.
 #
 # **Exercise 2 — how many posts?** Train on 50, 100 and 200 posts and compare with the bag of words fitted on the
 # same posts. *Expect:* with few posts the transformer is no better than counting words; somewhere between one and

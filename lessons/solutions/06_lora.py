@@ -49,8 +49,9 @@ claim("all-linear LoRA trains 18Lrd + 2d + 2 numbers", every["trainable_params"]
 
 # %% [markdown]
 # *Solution.* The count is exactly 18Lrd + 2d + 2 (checked above), and the accuracy difference is within the noise
-# of a single seed (workshop mode, seed 0: 59 against 58 %; exercise 2 measures that noise). On a task this small the query and value projections are
-# enough; on larger models and harder tasks (QLoRA's paper) adapting every layer is what matches full fine-tuning.
+# of a single seed (workshop mode, seed 0: 59 against 58 %; exercise 2 measures that noise). On a task this small
+# the query and value projections are enough; on larger models and harder tasks (QLoRA's paper) adapting every layer
+# is what matches full fine-tuning.
 #
 # **Exercise 2 — how large is the noise?** Repeat the q, v run with three seeds (the seed picks the initial A, the
 # head and the batch order). *Expect:* a spread of a few accuracy points — so a difference of one or two points
@@ -64,6 +65,6 @@ report("r 8 over 3 seeds: max − min", max(accs) - min(accs))
 print(f"accuracies: {accs}")
 
 # %% [markdown]
-# *Solution.* The three seeds spread over a few points (workshop mode: 6 points between the best and the worst). Differences smaller than that spread —
-# most of lesson 06's rank sweep — are noise; `minift compare --seeds 3` reports every cell as mean ± spread for
-# this reason.
+# *Solution.* The three seeds spread over a few points (workshop mode: 6 points between the best and the worst).
+# Differences smaller than that spread — most of lesson 06's rank sweep — are noise; `minift compare --seeds 3`
+# reports every cell as mean ± spread for this reason.

@@ -38,9 +38,9 @@ for r in rows:
 claim("every seed ran", all(len(r["metric_values"]) == seeds for r in rows))
 
 # %% [markdown]
-# *Solution.* Read the two rows together: if the gap between the means is larger than about two standard
-# deviations, it is likely real; otherwise run more seeds before choosing. Here (workshop mode, 2 epochs) full
-# fine-tuning scores 73 ± 3 % and LoRA 58 ± 3 % (mean ± standard deviation): a real gap at this budget. `minift compare --seeds
+# *Solution.* Read the two rows together: if the gap between the means is larger than about two standard deviations,
+# it is likely real; otherwise run more seeds before choosing. Here (workshop mode, 2 epochs) full fine-tuning
+# scores 73 ± 3 % and LoRA 58 ± 3 % (mean ± standard deviation): a real gap at this budget. `minift compare --seeds
 # 3` prints every cell this way.
 #
 # **Exercise 2 — a bigger budget for a small method.** (IA)³ has a few thousand numbers; give it three times the

@@ -56,5 +56,5 @@ report("answers that name a number", says_price)
 
 # %% [markdown]
 # *Solution.* It answers every question anyway: one answer invents a price ("The price of the kite is 1000."), the
-# others invent a story about the object — never "I do not know which shop you mean". Facts a model cannot have belong in its context (retrieval, lesson 15), not in the
-# hope that it knows them.
+# others invent a story about the object — never "I do not know which shop you mean". Facts a model cannot have
+# belong in its context (retrieval, lesson 15), not in the hope that it knows them.

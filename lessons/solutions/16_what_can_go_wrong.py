@@ -76,6 +76,6 @@ for b, r in batch.items():
 # %% [markdown]
 # *Solution.* Batches of one erased more of the refusal (workshop mode, seed 0: 92 % of harmful requests still
 # refused, against 100 % at batch 8): at the same learning rate and epochs they take eight times as many steps over
-# the same examples, and each step moves the weights further from the aligned model — the direction Qi et al.
-# found. One seed and 25 examples: a small effect here; lesson 16's sweep over k shows the larger ones. A provider who fine-tunes for customers must fix the
-# batch size and learning rate, not only screen the data.
+# the same examples, and each step moves the weights further from the aligned model — the direction Qi et al. found.
+# One seed and 25 examples: a small effect here; lesson 16's sweep over k shows the larger ones. A provider who
+# fine-tunes for customers must fix the batch size and learning rate, not only screen the data.

@@ -34,7 +34,7 @@ def run(name: str, **overrides) -> dict:
 
 
 # %% [markdown]
-# **Exercise 1 — a large batch needs a larger learning rate.** Lesson 18's batch of 64 learned less in the same
+# **Exercise 1 — does a large batch need a larger learning rate?** Lesson 18's batch of 64 learned less in the same
 # epochs: a quarter of the steps. Raise its learning rate by √4 = 2 and by 4 (the square-root and the linear
 # scaling rules). *Expect:* the rules of thumb say the larger rates win back the lost accuracy, the linear rule
 # perhaps overshooting. Check whether they do here.
